@@ -1,0 +1,244 @@
+"""The run configuration: one TOML file, validated by pydantic.
+
+Defaults are the seed's scenario: 320 households holding one token each, 20 businesses,
+an active set of I = 5, hourly rounds for one year. Every field is documented in
+``docs/config.md``; unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lastwatt.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeConfig(Section):
+    round_s: float = Field(3600.0, gt=0, description="simulated length of one round, seconds")
+    metering_interval_s: float = Field(60.0, gt=0, description="device metering period, seconds")
+    start: datetime = Field(
+        datetime(2026, 1, 1, tzinfo=UTC), description="simulated time of round 0 (UTC)"
+    )
+    realtime: bool = Field(False, description="run on simpy.rt.RealtimeEnvironment")
+    speed: float = Field(1.0, gt=0, description="real time compression: 60 = a 1 h round in 60 s")
+
+    @model_validator(mode="after")
+    def _interval_fits_round(self) -> TimeConfig:
+        if self.metering_interval_s > self.round_s:
+            raise ValueError(
+                f"metering_interval_s={self.metering_interval_s} exceeds round_s={self.round_s}; "
+                "it must be at most one round"
+            )
+        return self
+
+
+class ContainerConfig(Section):
+    peak_power_w: float = Field(120_000.0, gt=0, description="PV peak (AC) power of the container")
+    latitude_deg: float = Field(0.35, ge=-90, le=90, description="site latitude")
+    longitude_deg: float = Field(32.58, ge=-180, le=180, description="site longitude")
+
+
+class WeatherConfig(Section):
+    source: Literal["markov", "csv"] = "markov"
+    # markov: sky states clear / cloudy / overcast
+    clearness: tuple[float, float, float] = (1.0, 0.55, 0.2)
+    transition: tuple[
+        tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]
+    ] = ((0.85, 0.12, 0.03), (0.25, 0.6, 0.15), (0.1, 0.3, 0.6))
+    noise_sd: float = Field(0.08, ge=0, le=1, description="multiplicative noise on production")
+    seasonal_amplitude: float = Field(0.1, ge=0, le=1)
+    # csv: a recorded PV series
+    path: Path | None = None
+    column: str = "power_w"
+    unit: Literal["w", "kw", "wh", "kwh"] = "w"
+
+    @model_validator(mode="after")
+    def _csv_needs_path(self) -> WeatherConfig:
+        if self.source == "csv" and self.path is None:
+            raise ValueError("source='csv' needs weather.path, the CSV file of the PV series")
+        for i, row in enumerate(self.transition):
+            if abs(sum(row) - 1.0) > 1e-6 or min(row) < 0:
+                raise ValueError(f"transition row {i} must be probabilities summing to 1, got {row}")
+        return self
+
+
+class DemandConfig(Section):
+    community_w: float = Field(8_000.0, ge=0, description="hospital, school, pump: served first")
+    household_w: float = Field(120.0, ge=0, description="mean demand of one household")
+    reserve_fraction: float = Field(0.1, ge=0, le=1, description="share of production held back")
+    reserve_w: float = Field(0.0, ge=0, description="fixed reserve on top of the fraction")
+
+
+PolicyName = Literal["greedy", "epsilon_greedy", "softmax", "herding", "loyal", "random"]
+
+
+class PopulationConfig(Section):
+    households: int = Field(320, ge=1, description="stakers; each household is one staker")
+    tokens_per_household: float = Field(1.0, gt=0)
+    policies: dict[PolicyName, float] = Field(
+        default_factory=lambda: {"softmax": 0.6, "herding": 0.3, "loyal": 0.1},
+        description="population mix: policy -> share (shares sum to 1)",
+    )
+    abstain_probability: float = Field(0.05, ge=0, le=1)
+    rating_noise_sd: float = Field(2.0, ge=0, description="personal noise on the true quality")
+    epsilon: float = Field(0.1, ge=0, le=1, description="epsilon_greedy exploration rate")
+    temperature: float = Field(1.0, gt=0, description="softmax temperature (quality points)")
+    learning_rate: float = Field(0.3, gt=0, le=1, description="belief update weight of news")
+    max_businesses_per_staker: int = Field(1, ge=1, description="k: split stake over k businesses")
+    consideration_set: int = Field(
+        0, ge=0, description="businesses a staker looks at each round; 0 = all"
+    )
+
+    @model_validator(mode="after")
+    def _mix_sums_to_one(self) -> PopulationConfig:
+        total = sum(self.policies.values())
+        if not self.policies or abs(total - 1.0) > 1e-6 or min(self.policies.values()) < 0:
+            raise ValueError(f"policy shares must be >= 0 and sum to 1, they sum to {total:g}")
+        return self
+
+
+class BusinessConfig(Section):
+    count: int = Field(20, ge=1, description="N businesses")
+    active_set: int = Field(5, ge=1, description="I: businesses selected each round")
+    quality_low: float = Field(-10.0, ge=-10, le=10)
+    quality_high: float = Field(10.0, ge=-10, le=10)
+    qualities: list[float] | None = Field(None, description="explicit q_i, overrides the draw")
+    max_power_w_low: float = Field(4_000.0, gt=0)
+    max_power_w_high: float = Field(15_000.0, gt=0)
+    performance_sd: float = Field(2.0, ge=0, description="sigma_i of p_i ~ N(q_i, sigma_i)")
+    revenue_per_result: float = Field(
+        2e-6, ge=0, description="tokens of revenue per unit of result R (Wh x performance)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BusinessConfig:
+        if self.active_set > self.count:
+            raise ValueError(f"active_set={self.active_set} exceeds count={self.count}")
+        if self.quality_low > self.quality_high:
+            raise ValueError("quality_low must not exceed quality_high")
+        if self.max_power_w_low > self.max_power_w_high:
+            raise ValueError("max_power_w_low must not exceed max_power_w_high")
+        if self.qualities is not None:
+            if len(self.qualities) != self.count:
+                raise ValueError(f"qualities has {len(self.qualities)} values, count={self.count}")
+            if any(not -10 <= q <= 10 for q in self.qualities):
+                raise ValueError("qualities must lie in [-10, 10]")
+        return self
+
+
+class MechanismConfig(Section):
+    reward_share: float = Field(0.2, ge=0, le=1, description="share of revenue paid to stakers")
+    slash_fraction: float = Field(0.05, ge=0, le=1, description="stake lost on a wrong bet")
+    slash_unselected: bool = Field(True, description="slash stakers of unselected businesses")
+    inflation_rate: float = Field(0.0, ge=0, le=1, description="per-round inflation; 0 = off")
+    target_bonding_rate: float = Field(0.5, ge=0, le=1)
+    unbonding_rounds: int = Field(0, ge=0, description="rounds a switched stake sits idle")
+
+
+class DeviceEntry(Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    business: int = Field(ge=0)
+    dialect: Literal["native", "tasmota", "shelly"] = "native"
+    topic: str | None = Field(None, description="vendor topic / prefix; defaults to the id")
+
+
+class DevicesConfig(Section):
+    per_business: int = Field(1, ge=1, description="auto devices per business (map empty)")
+    profile: Literal["constant", "ramp", "cycle"] = "constant"
+    noise_sd: float = Field(0.02, ge=0, le=1, description="metering noise, relative")
+    map: list[DeviceEntry] = Field(default_factory=list, description="explicit device mapping")
+
+
+class OutputConfig(Section):
+    format: Literal["parquet", "csv"] = "parquet"
+    dir: Path = Path("runs")
+
+
+class Config(Section):
+    seed: int = Field(42, ge=0)
+    rounds: int = Field(8760, ge=1)
+    site: str = Field("village", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    scenario: str = "default"
+    time: TimeConfig = TimeConfig()
+    container: ContainerConfig = ContainerConfig()
+    weather: WeatherConfig = WeatherConfig()
+    demand: DemandConfig = DemandConfig()
+    population: PopulationConfig = PopulationConfig()
+    businesses: BusinessConfig = BusinessConfig()
+    mechanism: MechanismConfig = MechanismConfig()
+    devices: DevicesConfig = DevicesConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _device_map_in_range(self) -> Config:
+        for i, d in enumerate(self.devices.map):
+            if d.business >= self.businesses.count:
+                raise ValueError(
+                    f"devices.map[{i}].business={d.business} but there are only "
+                    f"{self.businesses.count} businesses (0..{self.businesses.count - 1})"
+                )
+        return self
+
+    def with_overrides(self, **dotted: Any) -> Config:
+        """A copy with dotted overrides applied and validated, e.g. ``{"businesses.active_set": 3}``."""
+        data = self.model_dump(mode="python")
+        for key, value in dotted.items():
+            node = data
+            *parents, leaf = key.split(".")
+            for p in parents:
+                if not isinstance(node.get(p), dict):
+                    raise ConfigError(key, "no such config field", "see docs/config.md")
+                node = node[p]
+            if leaf not in node:
+                raise ConfigError(key, "no such config field", "see docs/config.md")
+            node[leaf] = value
+        return validate_config(data, source="override")
+
+
+def _format_validation_error(err: ValidationError, source: str) -> ConfigError:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        return ConfigError(f"{source}: {loc}", "unknown key", "remove it or fix its spelling")
+    bad = first.get("input")
+    shown = "" if isinstance(bad, dict) else f" (got {bad!r})"
+    return ConfigError(f"{source}: {loc}", f"{msg}{shown}")
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise _format_validation_error(err, source) from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a TOML config; ``None`` gives the default scenario.
+
+    Relative paths inside the file (weather.path) are resolved against the file's folder.
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), "config file not found", "give the path of a TOML file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(path), f"not valid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "not UTF-8 text", "save the config as UTF-8 TOML") from None
+    weather = data.get("weather")
+    if isinstance(weather, dict) and isinstance(weather.get("path"), str):
+        p = Path(weather["path"])
+        weather["path"] = str(p if p.is_absolute() else (path.parent / p))
+    return validate_config(data, source=str(path))

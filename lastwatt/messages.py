@@ -1,0 +1,129 @@
+"""The versioned messages shared by the engine, the transports, the bridge and the devices.
+
+One definition each, imported everywhere. They are slotted stdlib dataclasses so the
+headless hot path (a reading per device per metering interval) costs a plain object;
+validation happens only at the wire edge, in :func:`decode`, through a pydantic TypeAdapter
+that checks types and ranges. Times are UTC seconds since the Unix epoch (simulated time is
+mapped onto ``time.start``). The wire format is documented in ``docs/topics.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+VERSION = 1
+MAX_PAYLOAD_BYTES = 4096  # no LastWatt message comes near this; larger ones are rejected unread
+
+Watts = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
+WattHours = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+@dataclass(slots=True, frozen=True)
+class Setpoint:
+    """Controller -> device: the plan for one round."""
+
+    device: DeviceId
+    round: Annotated[int, Field(ge=0)]
+    on: bool
+    power_w: Watts
+    quota_wh: WattHours
+    valid_until: Seconds  # the device switches itself off after this (failsafe)
+    v: Literal[1] = VERSION
+
+
+@dataclass(slots=True, frozen=True)
+class MeterReading:
+    """Device -> controller: a monotonic energy counter and the present power."""
+
+    device: DeviceId
+    ts: Seconds
+    energy_wh: WattHours  # monotonic total since the device was first seen
+    power_w: Watts
+    on: bool
+    v: Literal[1] = VERSION
+
+
+@dataclass(slots=True, frozen=True)
+class DeviceStatus:
+    """Device availability (also its MQTT Last Will)."""
+
+    device: DeviceId
+    online: bool
+    ts: Seconds = 0.0
+    v: Literal[1] = VERSION
+
+
+@dataclass(slots=True, frozen=True)
+class RoundInfo:
+    """Controller -> everyone: what this round is."""
+
+    round: Annotated[int, Field(ge=0)]
+    start: Seconds
+    end: Seconds
+    production_wh: WattHours
+    business_pool_wh: WattHours
+    selected: list[int] = field(default_factory=list)
+    v: Literal[1] = VERSION
+
+
+Message = Setpoint | MeterReading | DeviceStatus | RoundInfo
+M = TypeVar("M", Setpoint, MeterReading, DeviceStatus, RoundInfo)
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {
+    cls: TypeAdapter(cls) for cls in (Setpoint, MeterReading, DeviceStatus, RoundInfo)
+}
+
+
+class MessageError(ValueError):
+    """A payload that is not a valid message; ``kind`` names the counter it goes to."""
+
+    KINDS = ("oversize", "json", "schema", "range", "version")
+
+    def __init__(self, kind: str, detail: str) -> None:
+        assert kind in self.KINDS
+        self.kind = kind
+        super().__init__(f"{kind}: {detail}")
+
+
+def encode(msg: Message) -> bytes:
+    """Compact JSON; the device id travels in the topic, but is kept in the body too."""
+    return json.dumps(asdict(msg), separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode(cls: type[M], payload: bytes | str) -> M:
+    """Parse and validate ``payload`` as ``cls``; raise :class:`MessageError` with its kind."""
+    raw = payload.encode() if isinstance(payload, str) else payload
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise MessageError("oversize", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise MessageError("json", str(err)[:120]) from None
+    if not isinstance(data, dict):
+        raise MessageError("schema", f"expected a JSON object, got {type(data).__name__}")
+    if data.get("v", VERSION) != VERSION:
+        raise MessageError("version", f"v={data.get('v')!r}, this controller speaks v={VERSION}")
+    try:
+        return _ADAPTERS[cls].validate_python(data, strict=False)
+    except ValidationError as err:
+        first = err.errors()[0]
+        kind = "range" if first["type"] in _RANGE_ERRORS else "schema"
+        loc = ".".join(str(p) for p in first["loc"])
+        raise MessageError(kind, f"{loc}: {first['msg']}") from None
+
+
+_RANGE_ERRORS = {
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "finite_number",
+    "string_pattern_mismatch",
+}
+

@@ -1,0 +1,109 @@
+"""What one round produces, in one definition shared by every sink (files, InfluxDB).
+
+Column names carry units. ``ROUND_FIELDS`` are the per-round scalars (``rounds.parquet``),
+``BUSINESS_FIELDS`` the per-round x business columns (``businesses.parquet``),
+``POLICY_FIELDS`` the per-round x staker-policy aggregates, ``DEVICE_FIELDS`` the per-round x
+device columns, ``STAKER_FIELDS`` the final per-staker table (``stakers.parquet``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+ROUND_FIELDS: tuple[str, ...] = (
+    "production_wh",
+    "community_wh",  # served
+    "household_wh",  # served
+    "reserve_wh",  # held back, plus what allocation could not place
+    "business_pool_wh",
+    "unserved_community_wh",
+    "unserved_household_wh",
+    "planned_wh",  # sum of planned business energy
+    "metered_wh",  # sum of metered business energy
+    "total_result",  # sum_i R_i with metered energy
+    "oracle_result",
+    "equal_result",
+    "random_result",
+    "proportional_result",
+    "efficiency",  # total_result / oracle_result (NaN when the oracle is 0)
+    "participation",  # share of stakers not abstaining
+    "token_supply",
+    "bonded_tokens",
+    "stake_gini",
+    "turnover",  # 1 - Jaccard(selected set, previous selected set)
+    "rewards_tokens",
+    "slashed_tokens",
+    "minted_tokens",
+    "lag_s",  # real time: how far the round started behind the wall clock
+)
+
+BUSINESS_FIELDS: tuple[str, ...] = (
+    "stake_tokens",
+    "selected",  # 0/1
+    "planned_wh",
+    "metered_wh",
+    "performance",
+    "result",
+    "revenue_tokens",
+    "reward_tokens",
+    "slashed_tokens",
+)
+
+POLICY_FIELDS: tuple[str, ...] = (
+    "stakers",
+    "wealth_tokens",  # total tokens held by stakers of this policy
+    "bonded_tokens",
+    "reward_tokens",
+    "slashed_tokens",
+    "abstaining",
+)
+
+DEVICE_FIELDS: tuple[str, ...] = (
+    "business",
+    "quota_wh",
+    "metered_wh",
+    "power_w",  # last metered power
+    "on",
+    "online",
+)
+
+STAKER_FIELDS: tuple[str, ...] = (
+    "policy",
+    "stake_tokens",
+    "rewards_tokens",
+    "slashed_tokens",
+    "rounds_abstained",
+    "business",  # last business bonded to, -1 = none
+)
+
+
+@dataclass(slots=True)
+class RoundResult:
+    """Everything one round produced. Arrays are indexed by business / policy / device."""
+
+    round: int
+    start_ts: float  # UTC epoch seconds (simulated time mapped onto time.start)
+    end_ts: float
+    scalars: dict[str, float]  # keys: ROUND_FIELDS
+    selected: list[int]
+    business: dict[str, np.ndarray]  # keys: BUSINESS_FIELDS, each shape (N,)
+    policy: dict[str, np.ndarray]  # keys: POLICY_FIELDS, each shape (P,)
+    device_ids: list[str] = field(default_factory=list)
+    device: dict[str, np.ndarray] = field(default_factory=dict)  # keys: DEVICE_FIELDS
+
+
+@dataclass(slots=True)
+class RunMeta:
+    """Identity of a run, known before round 0; tags every stored point."""
+
+    run_id: str
+    site: str
+    scenario: str
+    seed: int
+    business_names: list[str]
+    policy_names: list[str]
+    device_dialects: dict[str, str] = field(default_factory=dict)  # device id -> dialect
+    config: dict[str, Any] = field(default_factory=dict)
