@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from lastwatt.config_base import Section
 from lastwatt.errors import ConfigError
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from lastwatt.site_config import ContainerConfig, DemandConfig, WeatherConfig
+from lastwatt.storage.influx_config import InfluxConfig
+from lastwatt.transport.mqtt_config import MqttConfig
 
 
 class TimeConfig(Section):
@@ -38,43 +38,6 @@ class TimeConfig(Section):
                 "it must be at most one round"
             )
         return self
-
-
-class ContainerConfig(Section):
-    peak_power_w: float = Field(120_000.0, gt=0, description="PV peak (AC) power of the container")
-    latitude_deg: float = Field(0.35, ge=-90, le=90, description="site latitude")
-    longitude_deg: float = Field(32.58, ge=-180, le=180, description="site longitude")
-
-
-class WeatherConfig(Section):
-    source: Literal["markov", "csv"] = "markov"
-    # markov: sky states clear / cloudy / overcast
-    clearness: tuple[float, float, float] = (1.0, 0.55, 0.2)
-    transition: tuple[
-        tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]
-    ] = ((0.85, 0.12, 0.03), (0.25, 0.6, 0.15), (0.1, 0.3, 0.6))
-    noise_sd: float = Field(0.08, ge=0, le=1, description="multiplicative noise on production")
-    seasonal_amplitude: float = Field(0.1, ge=0, le=1)
-    # csv: a recorded PV series
-    path: Path | None = None
-    column: str = "power_w"
-    unit: Literal["w", "kw", "wh", "kwh"] = "w"
-
-    @model_validator(mode="after")
-    def _csv_needs_path(self) -> WeatherConfig:
-        if self.source == "csv" and self.path is None:
-            raise ValueError("source='csv' needs weather.path, the CSV file of the PV series")
-        for i, row in enumerate(self.transition):
-            if abs(sum(row) - 1.0) > 1e-6 or min(row) < 0:
-                raise ValueError(f"transition row {i} must be probabilities summing to 1, got {row}")
-        return self
-
-
-class DemandConfig(Section):
-    community_w: float = Field(8_000.0, ge=0, description="hospital, school, pump: served first")
-    household_w: float = Field(120.0, ge=0, description="mean demand of one household")
-    reserve_fraction: float = Field(0.1, ge=0, le=1, description="share of production held back")
-    reserve_w: float = Field(0.0, ge=0, description="fixed reserve on top of the fraction")
 
 
 PolicyName = Literal["greedy", "epsilon_greedy", "softmax", "herding", "loyal", "random"]
@@ -176,6 +139,8 @@ class Config(Section):
     mechanism: MechanismConfig = MechanismConfig()
     devices: DevicesConfig = DevicesConfig()
     output: OutputConfig = OutputConfig()
+    mqtt: MqttConfig = MqttConfig()
+    influx: InfluxConfig = InfluxConfig()
 
     @model_validator(mode="after")
     def _device_map_in_range(self) -> Config:

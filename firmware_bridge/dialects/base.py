@@ -1,0 +1,119 @@
+"""The one small interface every vendor dialect implements (bridge side).
+
+A dialect knows, for the devices it serves, which vendor topics to subscribe to, how to
+switch a device and ask it for its state, and how to read what the device publishes. It
+turns vendor payloads into three events: a :class:`Counter` (the vendor's energy register
+and power), a :class:`Switched` (relay state) and an :class:`Online` (availability).
+Everything else (monotonic counters, quotas, native topics) is the bridge's job, so a new
+vendor is one file: subclass :class:`Dialect` and register it in ``dialects/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """One MQTT publish. Commands are never retained (a retained command replays forever)."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """The vendor's energy register, already in Wh, and the present power when known."""
+
+    total_wh: float
+    power_w: float | None = None
+    on: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Switched:
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Online:
+    online: bool
+
+
+Event = Counter | Switched | Online
+
+
+class DialectError(ValueError):
+    """A vendor payload that cannot be read; ``kind`` names the counter it goes to."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        self.kind = kind
+        super().__init__(f"{kind}: {detail}")
+
+
+class Dialect(ABC):
+    """Vendor topics and payloads for a set of devices, each known by its vendor topic."""
+
+    name: ClassVar[str]
+
+    def __init__(self, device_topics: list[str]) -> None:
+        # exact MQTT topic -> (device topic, what the message is); exact lookups, no wildcards
+        self.routes: dict[str, tuple[str, str]] = {}
+        for t in device_topics:
+            for kind, mqtt_topic in self.device_routes(t).items():
+                self.routes[mqtt_topic] = (t, kind)
+
+    @abstractmethod
+    def device_routes(self, device_topic: str) -> dict[str, str]:
+        """kind -> MQTT topic this bridge subscribes to for one device."""
+
+    def subscriptions(self) -> list[str]:
+        return list(self.routes)
+
+    @abstractmethod
+    def switch(self, device_topic: str, on: bool, failsafe_s: float | None = None) -> list[Publish]:
+        """Commands that switch the relay; ``failsafe_s``: the device turns off by itself after."""
+
+    @abstractmethod
+    def poll(self, device_topic: str) -> list[Publish]:
+        """Commands that make the device report its relay state and energy register now."""
+
+    def setup(self, device_topic: str) -> list[Publish]:
+        """Commands sent once when the device comes online (e.g. the telemetry period)."""
+        return []
+
+    def decode(self, mqtt_topic: str, payload: bytes) -> tuple[str, list[Event]]:
+        """Read one inbound message: ``(device topic, events)``; raises :class:`DialectError`."""
+        device_topic, kind = self.routes[mqtt_topic]
+        return device_topic, self.decode_kind(device_topic, kind, payload)
+
+    @abstractmethod
+    def decode_kind(self, device_topic: str, kind: str, payload: bytes) -> list[Event]: ...
+
+
+def json_object(payload: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DialectError("json", str(err)[:120]) from None
+    if not isinstance(data, dict):
+        raise DialectError("schema", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def number(value: Any, field: str) -> float:
+    """A finite, non-negative number from a vendor payload (bool is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DialectError("schema", f"{field} is {value!r}, expected a number")
+    if not 0 <= value < 1e15:
+        raise DialectError("range", f"{field}={value!r} outside 0..1e15")
+    return float(value)
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()

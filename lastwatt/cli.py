@@ -1,0 +1,214 @@
+"""The ``lastwatt`` command line: run, check, report, sweep, devices.
+
+Every user error (config, argument, data file) is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lastwatt.config import Config, load_config
+from lastwatt.errors import InputError
+
+app = typer.Typer(
+    help="LastWatt: community-staked routing of a solar container's business energy.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigArg = Annotated[
+    Path | None, typer.Argument(help="TOML config; omitted: the seed's default scenario")
+]
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise InputError(f"--{name}", f"must be > 0, got {value}")
+
+
+def _load(config: Path | None, **overrides: Any) -> Config:
+    cfg = load_config(config)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return cfg.with_overrides(**given) if given else cfg
+
+
+@app.command()
+def run(
+    config: ConfigArg = None,
+    rounds: Annotated[int | None, typer.Option(help="override `rounds`")] = None,
+    seed: Annotated[int | None, typer.Option(help="override `seed`")] = None,
+    out: Annotated[Path | None, typer.Option(help="parent folder of the run folder")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="parquet or csv")] = None,
+    mqtt: Annotated[str | None, typer.Option(help="broker URL mqtt://host:port: real devices")]
+    = None,
+    realtime: Annotated[bool, typer.Option(help="run on the wall clock")] = False,
+    speed: Annotated[float | None, typer.Option(help="real-time compression factor")] = None,
+    influx: Annotated[str | None, typer.Option(help="InfluxDB URL (see [influx] in config)")]
+    = None,
+    report: Annotated[bool, typer.Option(help="write the PNG report into the run folder")]
+    = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Run a scenario (default: the seed's village for one simulated year, mock devices)."""
+    from lastwatt.simulation import run_simulation
+
+    _positive("rounds", rounds)
+    _positive("speed", speed)
+    if fmt is not None and fmt not in ("parquet", "csv"):
+        raise InputError("--format", f"must be parquet or csv, got {fmt!r}")
+    cfg = _load(config, rounds=rounds, seed=seed, **{
+        "output.format": fmt, "time.speed": speed, "time.realtime": realtime or None,
+    })
+    out_dir = out or cfg.output.dir
+    recorders, transport = [], None
+    if influx:
+        from lastwatt.storage.influx import make_influx_recorder
+
+        recorders.append(make_influx_recorder(influx, cfg.influx))
+    if mqtt:
+        from lastwatt.simulation import device_table
+        from lastwatt.transport.mqtt import make_mqtt_transport
+
+        transport = make_mqtt_transport(mqtt, cfg.mqtt, cfg.site, _device_ids(cfg, device_table))
+    with _progress(cfg.rounds, quiet) as tick:
+        output = run_simulation(cfg, out_dir, recorders, transport, progress=tick,
+                                settle_grace_s=0.5 if mqtt else 0.0)
+    _print_summary(output.summary)
+    console.print(f"run folder: [bold]{output.run_dir}[/bold]")
+    if report:
+        from lastwatt.report import make_report
+
+        for path in make_report(output.run_dir):
+            console.print(f"figure: {path}")
+
+
+def _device_ids(cfg: Config, device_table: Any) -> list[str]:
+    import numpy as np
+
+    return device_table(cfg, np.ones(cfg.businesses.count))[0].ids
+
+
+class _progress:
+    """A rich progress bar fed by the engine's per-round callback."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.quiet = total, quiet
+
+    def __enter__(self):  # noqa: ANN204
+        if self.quiet or not sys.stderr.isatty():
+            return None
+        self.bar = Progress(TextColumn("rounds"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=err_console, transient=True)
+        self.bar.start()
+        task = self.bar.add_task("rounds", total=self.total)
+        return lambda _result: self.bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if hasattr(self, "bar"):
+            self.bar.stop()
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary.get('rounds_completed')} rounds, run {summary.get('run_id')}")
+    table.add_column("allocation")
+    table.add_column("total result R", justify="right")
+    table.add_column("efficiency (R / oracle)", justify="right")
+    for name, value in summary.get("result", {}).items():
+        eff = summary["efficiency"].get(name)
+        table.add_row(name, f"{value:,.0f}", "-" if eff is None else f"{eff:.1%}")
+    console.print(table)
+    e = summary.get("energy_kwh", {})
+    if e:
+        console.print(
+            f"production {e['production']:,.0f} kWh; business pool {e['business_pool']:,.0f} kWh;"
+            f" metered {e['metered']:,.0f} kWh; unserved community "
+            f"{e['unserved_community']:,.0f} kWh, households {e['unserved_household']:,.0f} kWh;"
+            f" wall time {summary.get('wall_time_s')} s"
+        )
+
+
+@app.command()
+def check(config: Annotated[Path, typer.Argument(help="TOML config to validate")]) -> None:
+    """Validate a config and print what it describes."""
+    from lastwatt.weather import describe_weather
+
+    cfg = load_config(config)
+    table = Table(title=f"{config}: valid", show_header=False)
+    b, p = cfg.businesses, cfg.population
+    rows = {
+        "scenario / site / seed": f"{cfg.scenario} / {cfg.site} / {cfg.seed}",
+        "rounds": f"{cfg.rounds} x {cfg.time.round_s:g} s (metering every "
+        f"{cfg.time.metering_interval_s:g} s)",
+        "stakers": f"{p.households} households x {p.tokens_per_household:g} token",
+        "policy mix": ", ".join(f"{k} {v:.0%}" for k, v in p.policies.items()),
+        "businesses": f"N = {b.count}, active set I = {b.active_set}",
+        "mechanism": f"reward_share {cfg.mechanism.reward_share:g}, slash_fraction "
+        f"{cfg.mechanism.slash_fraction:g}, slash_unselected {cfg.mechanism.slash_unselected}",
+        "devices": f"{len(cfg.devices.map) or b.count * cfg.devices.per_business} "
+        f"({'mapped' if cfg.devices.map else 'mock, auto'})",
+    }
+    rows.update({f"weather: {k}": str(v) for k, v in describe_weather(cfg).items()})
+    for k, v in rows.items():
+        table.add_row(k, v)
+    console.print(table)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `lastwatt run`")],
+    out: Annotated[Path | None, typer.Option(help="folder for the PNGs (default: run folder)")]
+    = None,
+) -> None:
+    """Draw the run's figures (PNG)."""
+    from lastwatt.report import make_report
+
+    for path in make_report(run_dir, out):
+        console.print(f"figure: {path}")
+
+
+@app.command()
+def sweep(
+    config: ConfigArg = None,
+    param: Annotated[list[str] | None, typer.Option(help="NAME=v1,v2,... (repeatable)")] = None,
+    seeds: Annotated[int, typer.Option(help="Monte Carlo seeds per grid point")] = 10,
+    workers: Annotated[int | None, typer.Option(help="local worker processes")] = None,
+    dask: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://h:8786")]
+    = None,
+    rounds: Annotated[int | None, typer.Option(help="override `rounds`")] = None,
+    out: Annotated[Path, typer.Option(help="result table (.parquet or .csv)")] = Path(
+        "runs/sweep.csv"),
+) -> None:
+    """Grid x Monte Carlo seeds, in parallel processes or on a Dask cluster."""
+    from lastwatt.sweep import parse_params, run_sweep, write_table
+
+    _positive("seeds", seeds)
+    _positive("workers", workers)
+    _positive("rounds", rounds)
+    cfg = _load(config, rounds=rounds)
+    grid = parse_params(param or [], cfg)
+    runs, points = run_sweep(cfg, grid, seeds=seeds, workers=workers, dask_address=dask)
+    for path in write_table(runs, points, out):
+        console.print(f"table: {path}")
+    console.print(points.to_string(index=False))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except InputError as err:
+        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

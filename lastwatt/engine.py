@@ -1,0 +1,232 @@
+"""The SimPy engine: the weather and the rounds are processes, devices live behind a transport.
+
+Headless and real time are one engine with two clocks (as in SimPy's own ``rt`` module):
+:class:`Clock` maps simulated seconds onto UTC epoch timestamps — onto ``time.start`` in
+virtual time, onto the wall clock in real time — and the round process reads like MODEL.md:
+weather -> split -> stakes -> selection -> allocation -> setpoints -> devices -> meters ->
+result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+import simpy.rt
+
+from lastwatt.config import Config
+from lastwatt.messages import DeviceStatus, MeterReading, RoundInfo
+from lastwatt.meters import MeterBook
+from lastwatt.model.market import Market, Outcome, Plan
+from lastwatt.model.split import EnergySplit
+from lastwatt.result import RoundResult
+from lastwatt.setpoints import device_quotas_wh, make_setpoints
+from lastwatt.transport.base import Transport
+from lastwatt.transport.memory import MemoryTransport
+
+log = logging.getLogger(__name__)
+
+LAG_WARN_S = 1.0  # real time: warn when a round starts this far behind the wall clock
+
+
+class Clock:
+    """Simulated seconds -> epoch seconds; in real time also measures lag."""
+
+    def __init__(self, env: simpy.Environment, start_epoch: float, realtime: bool, speed: float):
+        self.env = env
+        self.realtime = realtime
+        self.speed = speed if realtime else 1.0
+        self.origin = time.time() if realtime else start_epoch
+        # devices meter physical time: compressed real time shrinks their energy by speed
+        self.energy_scale = self.speed
+
+    def ts(self, sim_s: float | None = None) -> float:
+        return self.origin + (self.env.now if sim_s is None else sim_s) / self.speed
+
+    def lag_s(self) -> float:
+        return max(0.0, time.time() - self.ts()) if self.realtime else 0.0
+
+
+def make_env(cfg: Config) -> simpy.Environment:
+    if cfg.time.realtime:
+        # strict=False: a late round is measured and reported (lag_s), not an exception
+        return simpy.rt.RealtimeEnvironment(factor=1.0 / cfg.time.speed, strict=False)
+    return simpy.Environment()
+
+
+@dataclass(slots=True)
+class Devices:
+    """The device table: ids and which business each serves."""
+
+    ids: list[str]
+    business: np.ndarray  # (D,) int
+    max_power_w: np.ndarray  # (D,)
+
+
+class Engine:
+    def __init__(
+        self, cfg: Config, env: simpy.Environment, clock: Clock, market: Market,
+        split: EnergySplit, devices: Devices, transport: Transport,
+        record: Callable[[RoundResult], None], settle_grace_s: float = 0.0,
+    ) -> None:
+        self.cfg, self.env, self.clock, self.market = cfg, env, clock, market
+        self.split, self.devices, self.transport, self.record = split, devices, transport, record
+        self.settle_grace_s = settle_grace_s
+        self.book = MeterBook(devices.ids)
+        self.online = np.zeros(len(devices.ids), dtype=bool)
+        self.quota_wh = np.zeros(len(devices.ids))  # current round, physical Wh
+        self.switched_off = np.zeros(len(devices.ids), dtype=bool)
+        self.prev_on = np.ones(len(devices.ids), dtype=bool)  # force the first setpoints
+        self.weather: simpy.Store = simpy.Store(env, capacity=1)
+        # in-process mock devices enforce their own quotas; an external fleet is watched
+        self.ticking = not isinstance(transport, MemoryTransport)
+        self.round = -1
+        self.max_lag_s = 0.0
+        self.unknown = 0
+
+    # -- inbound ---------------------------------------------------------------------------
+    def on_reading(self, r: MeterReading) -> None:
+        if r.device not in self.book.index:
+            self.transport.rejected["unknown_device"] = (
+                self.transport.rejected.get("unknown_device", 0) + 1
+            )
+            return
+        self.book.ingest(r)
+
+    def on_status(self, s: DeviceStatus) -> None:
+        i = self.book.index.get(s.device)
+        if i is not None:
+            self.online[i] = s.online
+
+    # -- processes -------------------------------------------------------------------------
+    def weather_process(self):  # noqa: ANN201 - SimPy process
+        """Hands each round its production (drawn up front, vectorised, from the weather source)."""
+        for k in range(self.cfg.rounds):
+            yield self.weather.put((k, float(self.split.production_wh[k])))
+            yield self.env.timeout(self.cfg.time.round_s)
+
+    def rounds_process(self):  # noqa: ANN201 - SimPy process
+        round_s = self.cfg.time.round_s
+        for _ in range(self.cfg.rounds):
+            k, production_wh = yield self.weather.get()
+            t0 = self.env.now
+            lag = self.clock.lag_s()
+            self.max_lag_s = max(self.max_lag_s, lag)
+            if lag > LAG_WARN_S:
+                log.warning("round %d starts %.2f s behind the wall clock", k, lag)
+            plan = self.market.plan(k, float(self.split.business_pool_wh[k]), round_s,
+                                    self._available())
+            self._send_plan(k, plan, production_wh, t0)
+            yield from self._meter_round(t0 + round_s)
+            self.transport.drain()
+            metered_wh = np.bincount(
+                self.devices.business, weights=self.book.round_wh,
+                minlength=self.market.n_businesses,
+            ) * self.clock.energy_scale
+            outcome = self.market.settle(plan, metered_wh)
+            self.record(self._result(k, t0, plan, outcome, metered_wh, lag))
+
+    # -- steps -----------------------------------------------------------------------------
+    def _available(self) -> np.ndarray:
+        n = self.market.n_businesses
+        return np.bincount(self.devices.business, weights=self.online, minlength=n) > 0
+
+    def _send_plan(self, k: int, plan: Plan, production_wh: float, t0: float) -> None:
+        self.transport.drain()
+        self.round = k
+        start_ts, end_ts = self.clock.ts(t0), self.clock.ts(t0 + self.cfg.time.round_s)
+        self.book.open_round(start_ts)
+        self.quota_wh = device_quotas_wh(
+            plan.planned_wh, self.devices.business, self.devices.max_power_w, self.online
+        ) / self.clock.energy_scale
+        self.switched_off[:] = False
+        self.transport.publish_round(RoundInfo(
+            k, start_ts, end_ts, production_wh, plan.business_pool_wh, list(plan.selected_idx),
+        ))
+        valid_until = end_ts + self.cfg.time.metering_interval_s / self.clock.speed
+        on = self.quota_wh > 0
+        # a device that stays off need not hear it again (in real time every round is resent)
+        send = on | self.prev_on | self.ticking
+        self.prev_on = on
+        sps = make_setpoints(k, [d for d, s in zip(self.devices.ids, send, strict=True) if s],
+                             self.quota_wh[send] * self.clock.energy_scale,
+                             self.cfg.time.round_s, valid_until, self.clock.energy_scale)
+        for sp in sps:
+            self.transport.send_setpoint(sp)
+
+    def _meter_round(self, t_end: float):  # noqa: ANN202 - SimPy sub-process
+        """Wait out the round; with an external transport, enforce quotas every interval."""
+        env = self.env
+        if not self.ticking:
+            yield env.timeout(t_end - env.now)
+            yield env.timeout(0)  # let the devices' readings at t_end land first
+            return
+        interval = self.cfg.time.metering_interval_s
+        while env.now < t_end - 1e-9:
+            yield env.timeout(min(interval, t_end - env.now))
+            self.transport.drain()
+            self._enforce_quotas()
+        if self.settle_grace_s > 0:
+            yield env.timeout(self.settle_grace_s * self.clock.speed)
+
+    def _enforce_quotas(self) -> None:
+        over = (self.book.round_wh >= self.quota_wh) & (self.quota_wh > 0) & ~self.switched_off
+        if not over.any():
+            return
+        self.switched_off |= over
+        idx = np.flatnonzero(over)
+        end_ts = self.clock.ts()
+        for sp in make_setpoints(self.round, [self.devices.ids[i] for i in idx],
+                                 np.zeros(len(idx)), self.cfg.time.round_s, end_ts):
+            self.transport.send_setpoint(sp)
+
+    def _result(self, k: int, t0: float, plan: Plan, out: Outcome, metered_wh: np.ndarray,
+                lag: float) -> RoundResult:
+        s = self.split
+        scalars = {
+            "production_wh": float(s.production_wh[k]),
+            "community_wh": float(s.community_wh[k]),
+            "household_wh": float(s.household_wh[k]),
+            "reserve_wh": float(s.reserve_wh[k] + plan.unplaced_wh),
+            "business_pool_wh": float(s.business_pool_wh[k]),
+            "unserved_community_wh": float(s.unserved_community_wh[k]),
+            "unserved_household_wh": float(s.unserved_household_wh[k]),
+            "planned_wh": float(plan.planned_wh.sum()),
+            "metered_wh": float(metered_wh.sum()),
+            **out.scalars,
+            "lag_s": lag,
+        }
+        business = {
+            "stake_tokens": plan.stake_tokens,
+            "selected": plan.selected.astype(np.int8),
+            "planned_wh": plan.planned_wh,
+            "metered_wh": metered_wh,
+            "performance": out.performance,
+            "result": out.result,
+            "revenue_tokens": out.revenue_tokens,
+            "reward_tokens": out.reward_tokens,
+            "slashed_tokens": out.slashed_tokens,
+        }
+        device = {
+            "business": self.devices.business,
+            "quota_wh": self.quota_wh * self.clock.energy_scale,
+            "metered_wh": self.book.round_wh * self.clock.energy_scale,
+            "power_w": self.book.power_w.copy(),
+            "on": self.book.on.astype(np.int8),
+            "online": self.online.astype(np.int8),
+        }
+        return RoundResult(
+            round=k, start_ts=self.clock.ts(t0), end_ts=self.clock.ts(t0 + self.cfg.time.round_s),
+            scalars=scalars, selected=list(plan.selected_idx), business=business,
+            policy=out.policy, device_ids=self.devices.ids, device=device,
+        )
+
+    def run(self) -> None:
+        self.transport.start(self.on_reading, self.on_status)
+        self.env.process(self.weather_process())
+        done = self.env.process(self.rounds_process())
+        self.env.run(until=done)

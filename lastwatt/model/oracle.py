@@ -1,0 +1,35 @@
+"""The same-round oracle: the best total result with perfect knowledge of p_i.
+
+A fractional knapsack: fill businesses by p_i descending (only p_i > 0: a business with
+p_i <= 0 can only lower the total) up to their caps until the pool is used. By default the
+active-set limit I does not apply, so the oracle is an upper bound on every allocation that
+respects the pool and the caps (``mechanism.oracle_respects_active_set`` turns the limit on).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def oracle_allocation(
+    pool_wh: float,
+    cap_wh: np.ndarray,
+    performance: np.ndarray,
+    available: np.ndarray | None = None,
+    active_set: int | None = None,
+) -> np.ndarray:
+    """Energy (N,) of the optimal allocation; ``active_set`` limits it to the best I businesses."""
+    energy_wh = np.zeros_like(np.asarray(cap_wh, dtype=float))
+    eligible = performance > 0
+    if available is not None:
+        eligible &= available
+    idx = np.flatnonzero(eligible)
+    if pool_wh <= 0 or idx.size == 0:
+        return energy_wh
+    idx = idx[np.argsort(-performance[idx], kind="stable")]
+    if active_set is not None:
+        idx = idx[:active_set]
+    caps = cap_wh[idx]
+    before = np.concatenate(([0.0], np.cumsum(caps)[:-1]))
+    energy_wh[idx] = np.clip(pool_wh - before, 0.0, caps)
+    return energy_wh

@@ -1,0 +1,21 @@
+"""Step 6: business performance p_i ~ Normal(q_i, sigma_i) clipped to [-10, 10], and R_i = E_i p_i."""
+
+from __future__ import annotations
+
+import numpy as np
+
+PERFORMANCE_MIN = -10.0
+PERFORMANCE_MAX = 10.0
+
+
+def draw_performance(
+    quality: np.ndarray, performance_sd: float | np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """One draw per business, every round (also at night) so the stream never depends on decisions."""
+    p = rng.normal(quality, performance_sd)
+    return np.clip(p, PERFORMANCE_MIN, PERFORMANCE_MAX)
+
+
+def community_result(energy_wh: np.ndarray, performance: np.ndarray) -> np.ndarray:
+    """R_i = E_i * p_i (Wh x performance points)."""
+    return energy_wh * performance

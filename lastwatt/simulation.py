@@ -1,0 +1,146 @@
+"""One run: a pure function of (config, seed) -> run folder and tables.
+
+Composes the data path: weather -> split (vectorised for the whole run), the market, the
+devices behind a transport (in-process mocks unless one is given), the SimPy engine, and the
+recorders. ``lastwatt run``, ``lastwatt sweep`` and the tests all come through here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lastwatt import __version__
+from lastwatt.config import Config
+from lastwatt.demand import business_load_factor, demand_series
+from lastwatt.devices import DeviceModel, profile_fn
+from lastwatt.engine import Clock, Devices, Engine, make_env
+from lastwatt.model.market import Market
+from lastwatt.model.split import split_energy
+from lastwatt.result import RoundResult, RunMeta
+from lastwatt.rng import streams
+from lastwatt.storage.files import FileRecorder
+from lastwatt.storage.recorder import Recorder, Recorders
+from lastwatt.summary import summarise
+from lastwatt.transport.base import Transport
+from lastwatt.transport.memory import MemoryTransport, MockDevice
+from lastwatt.weather import production_series
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RunOutput:
+    run_dir: Path | None
+    summary: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+
+    @property
+    def rounds(self) -> pd.DataFrame:
+        return self.tables["rounds"]
+
+    @property
+    def businesses(self) -> pd.DataFrame:
+        return self.tables["businesses"]
+
+
+def run_id_of(cfg: Config) -> str:
+    """Deterministic: the same config and seed give the same id (and identical files)."""
+    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()
+    return f"{cfg.scenario}-{cfg.seed}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def device_table(cfg: Config, max_power_w: np.ndarray) -> tuple[Devices, dict[str, str]]:
+    """Explicit ``devices.map``, else ``per_business`` native devices per business."""
+    if cfg.devices.map:
+        entries = [(d.id, d.business, d.dialect) for d in cfg.devices.map]
+    else:
+        entries = [
+            (f"b{b:03d}-d{j}", b, "native")
+            for b in range(cfg.businesses.count) for j in range(cfg.devices.per_business)
+        ]
+    business = np.array([b for _, b, _ in entries], dtype=np.int64)
+    per_business = np.bincount(business, minlength=cfg.businesses.count)
+    dev_max = max_power_w[business] / np.maximum(per_business[business], 1)
+    return Devices([e[0] for e in entries], business, dev_max), {e[0]: e[2] for e in entries}
+
+
+def mock_transport(cfg: Config, env, clock: Clock, devices: Devices,  # noqa: ANN001
+                   rng: np.random.Generator) -> MemoryTransport:
+    load = business_load_factor(cfg)  # (R, N)
+    profile = profile_fn(cfg.devices.profile, cfg.time.round_s)
+    mocks = [
+        MockDevice(
+            env,
+            DeviceModel(d, float(devices.max_power_w[i]), profile, rng, cfg.devices.noise_sd),
+            clock.ts, cfg.time.metering_interval_s, load[:, devices.business[i]],
+        )
+        for i, d in enumerate(devices.ids)
+    ]
+    return MemoryTransport(mocks)
+
+
+def run_simulation(
+    cfg: Config,
+    out_dir: Path | None = None,
+    recorders: Sequence[Recorder] = (),
+    transport: Transport | None = None,
+    progress: Callable[[RoundResult], None] | None = None,
+    settle_grace_s: float = 0.0,
+) -> RunOutput:
+    """Run ``cfg`` to the end. With ``out_dir`` the run folder is ``out_dir/<run id>``."""
+    wall0 = time.perf_counter()
+    rs = streams(cfg.seed)
+    production_wh = production_series(cfg, rs.weather)
+    demand = demand_series(cfg, rs.demand)
+    round_h = cfg.time.round_s / 3600.0
+    split = split_energy(production_wh, demand.community_wh, demand.household_wh,
+                         cfg.demand.reserve_fraction, cfg.demand.reserve_w * round_h)
+    market = Market(cfg, rs)
+    devices, dialects = device_table(cfg, market.max_power_w)
+    env = make_env(cfg)
+    clock = Clock(env, cfg.time.start.timestamp(), cfg.time.realtime, cfg.time.speed)
+    transport = transport or mock_transport(cfg, env, clock, devices, rs.devices)
+
+    run_id = run_id_of(cfg)
+    run_dir = Path(out_dir) / run_id if out_dir is not None else None
+    files = FileRecorder(run_dir, cfg.output.format)  # in memory only when run_dir is None
+    sinks = Recorders([files, *recorders])
+    sinks.open(RunMeta(run_id, cfg.site, cfg.scenario, cfg.seed, market.business_names,
+                       market.policy_names, dialects, cfg.model_dump(mode="json")))
+
+    def record(result: RoundResult) -> None:
+        sinks.record(result)
+        if progress is not None:
+            progress(result)
+
+    engine = Engine(cfg, env, clock, market, split, devices, transport, record, settle_grace_s)
+    error: BaseException | None = None
+    try:
+        engine.run()
+    except BaseException as err:  # keep what was recorded, then re-raise
+        error = err
+        raise
+    finally:
+        transport.close()
+        stakers = market.stakers_table()
+        tables = files.build_tables(stakers)
+        summary = summarise(tables["rounds"], tables["stakers"])
+        summary.update(
+            version=__version__, run_id=run_id, seed=cfg.seed,
+            rounds_completed=len(tables["rounds"]), rounds_configured=cfg.rounds,
+            wall_time_s=round(time.perf_counter() - wall0, 3), max_lag_s=engine.max_lag_s,
+            rejected=dict(transport.rejected), meter=dict(engine.book.counts),
+            error=None if error is None else f"{type(error).__name__}: {error}",
+        )
+        sinks.close(summary, stakers)
+    return RunOutput(run_dir, summary, files.tables)

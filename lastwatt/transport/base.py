@@ -1,0 +1,35 @@
+"""The transport interface: how setpoints leave the engine and readings come back.
+
+The engine runs in one thread (SimPy's). A transport may receive in another thread (paho's
+network loop); it then queues inbound messages and hands them over in :meth:`drain`, which
+the engine calls from its own thread at every metering tick and before settling a round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from lastwatt.messages import DeviceStatus, MeterReading, RoundInfo, Setpoint
+
+OnReading = Callable[[MeterReading], None]
+OnStatus = Callable[[DeviceStatus], None]
+
+
+class Transport(Protocol):
+    #: inbound messages rejected, by kind (oversize, json, schema, range, version, unknown_device)
+    rejected: dict[str, int]
+
+    def start(self, on_reading: OnReading, on_status: OnStatus) -> None:
+        """Connect and subscribe; from now on inbound messages go to the two callbacks."""
+        ...
+
+    def publish_round(self, info: RoundInfo) -> None: ...
+
+    def send_setpoint(self, sp: Setpoint) -> None: ...
+
+    def drain(self) -> None:
+        """Deliver queued inbound messages to the callbacks, in the caller's thread."""
+        ...
+
+    def close(self) -> None: ...

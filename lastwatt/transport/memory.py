@@ -1,0 +1,76 @@
+"""The default transport: mock devices living in the engine's own SimPy environment.
+
+Each mock device is a SimPy process around the shared :class:`~lastwatt.devices.DeviceModel`:
+it sleeps while switched off (no polling), and while on it meters every metering interval and
+reports the reading. A setpoint is applied at once and answered with a reading, as a plug
+reports its state on every change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from lastwatt.devices import DeviceModel
+from lastwatt.messages import DeviceStatus, RoundInfo, Setpoint
+from lastwatt.transport.base import OnReading, OnStatus
+
+
+class MockDevice:
+    def __init__(
+        self, env: simpy.Environment, model: DeviceModel, now_ts: Callable[[], float],
+        interval_s: float, load_factor: np.ndarray,
+    ) -> None:
+        self.env = env
+        self.model = model
+        self.now_ts = now_ts
+        self.interval_s = interval_s
+        self.load_factor = load_factor  # (rounds,): this business's draw per round
+        self.report: OnReading = lambda r: None
+        self._wake = env.event()
+        env.process(self._run())
+
+    def deliver(self, sp: Setpoint) -> None:
+        lf = float(self.load_factor[sp.round]) if sp.round < len(self.load_factor) else None
+        self.model.apply(sp, self.now_ts(), lf)
+        self.report(self.model.advance(self.now_ts()))
+        if self.model.on and not self._wake.triggered:
+            self._wake.succeed()
+
+    def _run(self):  # noqa: ANN202 - a SimPy process
+        model, timeout, interval = self.model, self.env.timeout, self.interval_s
+        while True:
+            if not model.on:
+                self._wake = self.env.event()
+                yield self._wake
+            yield timeout(interval)
+            self.report(model.advance(self.now_ts()))
+
+
+class MemoryTransport:
+    """Setpoints go straight to the mock devices; readings straight back. Nothing to drain."""
+
+    def __init__(self, devices: list[MockDevice]) -> None:
+        self.devices = {d.model.device_id: d for d in devices}
+        self.rejected: dict[str, int] = {}
+        self.last_round: RoundInfo | None = None
+
+    def start(self, on_reading: OnReading, on_status: OnStatus) -> None:
+        for d in self.devices.values():
+            d.report = on_reading
+            on_status(DeviceStatus(d.model.device_id, True))
+
+    def publish_round(self, info: RoundInfo) -> None:
+        self.last_round = info
+
+    def send_setpoint(self, sp: Setpoint) -> None:
+        self.devices[sp.device].deliver(sp)
+
+    def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+

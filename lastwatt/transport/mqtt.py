@@ -1,0 +1,180 @@
+"""The controller's MQTT transport: the engine's :class:`~lastwatt.transport.base.Transport`
+over a real broker (topics in :mod:`lastwatt.transport.topics`, contract in docs/topics.md).
+
+Outbound: the round info and each device's setpoint are published retained with QoS 1, and
+the latest setpoint per device is kept so that every reconnect reasserts it (a broker that
+restarted without persistence has forgotten them). Inbound: readings and statuses are queued
+by the network thread and decoded in the engine's thread in :meth:`MqttTransport.drain`;
+anything invalid is counted in ``rejected`` by kind and logged at a limited rate, never raised.
+Duplicates and stale readings are passed on: the engine's MeterBook makes them idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+from lastwatt.errors import InputError
+from lastwatt.messages import (
+    DeviceStatus,
+    MessageError,
+    MeterReading,
+    RoundInfo,
+    Setpoint,
+    decode,
+    encode,
+)
+from lastwatt.transport import topics
+from lastwatt.transport.base import OnReading, OnStatus
+from lastwatt.transport.mqtt_client import MqttClient, Will
+from lastwatt.transport.mqtt_config import BrokerAddress, MqttConfig, parse_broker_url
+
+log = logging.getLogger(__name__)
+
+CONTROLLER_ID = "controller"  # the ``device`` field of the controller's own status message
+UNKNOWN_DEVICE = "unknown_device"
+REJECT_KINDS = (*MessageError.KINDS, UNKNOWN_DEVICE)
+
+
+class RateLimitedLog:
+    """At most one line per key per ``interval_s``; the next line says how many were skipped."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._skipped: Counter[str] = Counter()
+
+    def warning(self, key: str, msg: str) -> None:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval_s:
+            self._skipped[key] += 1
+            return
+        skipped = self._skipped.pop(key, 0)
+        self._last[key] = now
+        suffix = f" (+{skipped} more {key} since the last report)" if skipped else ""
+        self._logger.warning("%s%s", msg, suffix)
+
+
+class MqttTransport:
+    """The controller side of the hardware loop. Create it with :func:`make_mqtt_transport`."""
+
+    def __init__(self, broker: BrokerAddress, cfg: MqttConfig, site: str,
+                 device_ids: Iterable[str]) -> None:
+        self.site = site
+        self.devices = frozenset(device_ids)
+        self.rejected: dict[str, int] = dict.fromkeys(REJECT_KINDS, 0)
+        self.received: dict[str, int] = {"meter": 0, "status": 0}  # accepted, before dedupe
+        self.reasserts = 0  # reconnects after which the setpoints were published again
+        will = Will(
+            topics.controller_status_topic(site), encode(DeviceStatus(CONTROLLER_ID, False))
+        )
+        self.client = MqttClient(
+            broker, cfg, cfg.client_id or f"lastwatt-{site}-controller", will=will,
+            subscriptions=topics.controller_subscriptions(site), on_connect=self._on_connect,
+        )
+        self._current: dict[str, bytes] = {}  # device -> latest setpoint payload
+        self._round: bytes | None = None
+        self._lock = threading.Lock()  # _current/_round: engine thread writes, paho reads
+        self._on_reading: OnReading | None = None
+        self._on_status: OnStatus | None = None
+        self._rate_log = RateLimitedLog(log, cfg.log_interval_s)
+
+    # --- Transport -----------------------------------------------------------------------
+
+    def start(self, on_reading: OnReading, on_status: OnStatus) -> None:
+        self._on_reading, self._on_status = on_reading, on_status
+        self.client.start()
+
+    def publish_round(self, info: RoundInfo) -> None:
+        payload = encode(info)
+        with self._lock:
+            self._round = payload
+        self.client.publish(topics.round_topic(self.site), payload, retain=True)
+
+    def send_setpoint(self, sp: Setpoint) -> None:
+        if sp.device not in self.devices:
+            raise ValueError(f"setpoint for {sp.device!r}, which is not in the device map")
+        payload = encode(sp)
+        with self._lock:
+            self._current[sp.device] = payload
+        self.client.publish(topics.set_topic(self.site, sp.device), payload, retain=True)
+
+    def drain(self) -> None:
+        """Decode and deliver everything received since the last call (engine thread)."""
+        assert self._on_reading is not None and self._on_status is not None, "start() first"
+        while (msg := self.client.get_nowait()) is not None:
+            self._dispatch(msg.topic, msg.payload)
+
+    def close(self) -> None:
+        """Say offline (retained) and disconnect; the retained setpoints stay on the broker,
+        bounded by their ``valid_until``."""
+        self.client.publish(
+            topics.controller_status_topic(self.site), _status(online=False), retain=True
+        )
+        self.client.stop()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        parsed = topics.parse_device_topic(self.site, topic)
+        if parsed is None or parsed[0] not in self.devices:
+            self._reject(UNKNOWN_DEVICE, topic, "not a device in the map")
+            return
+        device, kind = parsed
+        cls = MeterReading if kind == topics.METER else DeviceStatus
+        try:
+            msg = decode(cls, payload)
+        except MessageError as err:
+            self._reject(err.kind, topic, str(err))
+            return
+        if msg.device != device:
+            self._reject("schema", topic, f"body names device {msg.device!r}")
+            return
+        self.received[kind] += 1
+        if isinstance(msg, MeterReading):
+            self._on_reading(msg)  # type: ignore[misc]  # set in start()
+        else:
+            self._on_status(msg)  # type: ignore[misc]
+
+    def _reject(self, kind: str, topic: str, why: str) -> None:
+        self.rejected[kind] += 1
+        self._rate_log.warning(kind, f"rejected {kind} on {topic[:120]!r}: {why[:200]}")
+
+    def _on_connect(self, reconnected: bool) -> None:
+        """Network thread, on every CONNACK: say online, reassert round and setpoints."""
+        self.client.publish(
+            topics.controller_status_topic(self.site), _status(online=True), retain=True
+        )
+        with self._lock:
+            current = list(self._current.items())
+            round_payload = self._round
+        if round_payload is not None:
+            self.client.publish(topics.round_topic(self.site), round_payload, retain=True)
+        for device, payload in current:
+            self.client.publish(topics.set_topic(self.site, device), payload, retain=True)
+        if reconnected:
+            self.reasserts += 1
+            log.info("reasserted %d setpoints after reconnect", len(current))
+
+
+def _status(online: bool) -> bytes:
+    return encode(DeviceStatus(CONTROLLER_ID, online, time.time()))
+
+
+def make_mqtt_transport(url: str | None, cfg: MqttConfig, site: str,
+                        device_ids: list[str]) -> MqttTransport:
+    """The controller transport for ``site``; ``url`` (from ``--mqtt``) overrides ``cfg.url``."""
+    if url:
+        broker = parse_broker_url(url, where="--mqtt")
+    elif cfg.url:
+        broker = parse_broker_url(cfg.url, where="mqtt.url")
+    else:
+        raise InputError(
+            "--mqtt", "no broker given", "pass --mqtt mqtt://HOST:PORT or set mqtt.url"
+        )
+    return MqttTransport(broker, cfg, site, device_ids)
