@@ -59,8 +59,6 @@ def run(
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Run a scenario (default: the seed's village for one simulated year, mock devices)."""
-    from lastwatt.simulation import run_simulation
-
     _positive("rounds", rounds)
     _positive("speed", speed)
     if fmt is not None and fmt not in ("parquet", "csv"):
@@ -68,6 +66,8 @@ def run(
     cfg = _load(config, rounds=rounds, seed=seed, **{
         "output.format": fmt, "time.speed": speed, "time.realtime": realtime or None,
     })
+    from lastwatt.simulation import run_simulation
+
     out_dir = out or cfg.output.dir
     recorders, transport = [], None
     if influx:

@@ -65,6 +65,11 @@ class PopulationConfig(Section):
         total = sum(self.policies.values())
         if not self.policies or abs(total - 1.0) > 1e-6 or min(self.policies.values()) < 0:
             raise ValueError(f"policy shares must be >= 0 and sum to 1, they sum to {total:g}")
+        if 0 < self.consideration_set < self.max_businesses_per_staker:
+            raise ValueError(
+                f"consideration_set={self.consideration_set} is smaller than "
+                f"max_businesses_per_staker={self.max_businesses_per_staker}; raise it or use 0"
+            )
         return self
 
 
@@ -103,7 +108,16 @@ class MechanismConfig(Section):
     slash_unselected: bool = Field(True, description="slash stakers of unselected businesses")
     inflation_rate: float = Field(0.0, ge=0, le=1, description="per-round inflation; 0 = off")
     target_bonding_rate: float = Field(0.5, ge=0, le=1)
+    inflation_change: float = Field(
+        0.0, ge=0, le=1, description="per-round step of the inflation rate toward the target"
+    )
     unbonding_rounds: int = Field(0, ge=0, description="rounds a switched stake sits idle")
+    slash_unavailable: bool = Field(
+        False, description="also slash stakers of a business whose devices are offline"
+    )
+    oracle_respects_active_set: bool = Field(
+        False, description="limit the oracle to I businesses (default: unlimited upper bound)"
+    )
 
 
 class DeviceEntry(Section):

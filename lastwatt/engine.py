@@ -70,10 +70,11 @@ class Devices:
 class Engine:
     def __init__(
         self, cfg: Config, env: simpy.Environment, clock: Clock, market: Market,
-        split: EnergySplit, devices: Devices, transport: Transport,
+        production_wh: np.ndarray, split: EnergySplit, devices: Devices, transport: Transport,
         record: Callable[[RoundResult], None], settle_grace_s: float = 0.0,
     ) -> None:
         self.cfg, self.env, self.clock, self.market = cfg, env, clock, market
+        self.production_wh = production_wh
         self.split, self.devices, self.transport, self.record = split, devices, transport, record
         self.settle_grace_s = settle_grace_s
         self.book = MeterBook(devices.ids)
@@ -106,7 +107,7 @@ class Engine:
     def weather_process(self):  # noqa: ANN201 - SimPy process
         """Hands each round its production (drawn up front, vectorised, from the weather source)."""
         for k in range(self.cfg.rounds):
-            yield self.weather.put((k, float(self.split.production_wh[k])))
+            yield self.weather.put((k, float(self.production_wh[k])))
             yield self.env.timeout(self.cfg.time.round_s)
 
     def rounds_process(self):  # noqa: ANN201 - SimPy process
@@ -188,7 +189,7 @@ class Engine:
                 lag: float) -> RoundResult:
         s = self.split
         scalars = {
-            "production_wh": float(s.production_wh[k]),
+            "production_wh": float(self.production_wh[k]),
             "community_wh": float(s.community_wh[k]),
             "household_wh": float(s.household_wh[k]),
             "reserve_wh": float(s.reserve_wh[k] + plan.unplaced_wh),

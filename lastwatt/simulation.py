@@ -123,7 +123,7 @@ def run_simulation(
         if progress is not None:
             progress(result)
 
-    engine = Engine(cfg, env, clock, market, split, devices, transport, record, settle_grace_s)
+    engine = Engine(cfg, env, clock, market, production_wh, split, devices, transport, record, settle_grace_s)
     error: BaseException | None = None
     try:
         engine.run()

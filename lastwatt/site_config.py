@@ -75,12 +75,12 @@ class WeatherConfig(Section):
 
 
 class DemandConfig(Section):
-    community_w: float = Field(8_000.0, ge=0, description="constant base load: hospital, pump")
+    community_w: float = Field(6_000.0, ge=0, description="constant base load: hospital, pump")
     community_profile: ProfileName = Field("flat", description="shape of the extra community load")
     community_profile_kwh_per_year: float = Field(
         0.0, ge=0, description="annual energy of the community profile on top of community_w"
     )
-    household_w: float = Field(120.0, ge=0, description="mean demand of one household")
+    household_w: float = Field(60.0, ge=0, description="mean demand of one household")
     household_kwh_per_year: float | None = Field(
         None, ge=0, description="annual demand of one household; None = household_w x 8760 h"
     )

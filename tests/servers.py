@@ -7,6 +7,7 @@ green by skipping the servers it was asked to test against.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -112,6 +113,8 @@ def mosquitto_server(workdir: Path, extra_conf: str = "", port: int | None = Non
         f"listener {port} 127.0.0.1\n"
         + ("allow_anonymous true\n" if "allow_anonymous" not in extra_conf else "")
         + f"persistence true\npersistence_location {workdir}/\n"
+        # as root, mosquitto drops to user "mosquitto", which cannot write workdir: stay ourselves
+        + f"user {getpass.getuser()}\n"
         + "max_queued_messages 100000\nmax_inflight_messages 1000\n"
         + extra_conf
     )

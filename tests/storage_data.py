@@ -36,7 +36,7 @@ def make_rounds(meta: RunMeta, rounds: int, seed: int = 0, start_ts: float = STA
             scalars["efficiency"] = float("nan")  # oracle 0: the field is left out
         business = {f: rng.uniform(-10, 1e4, n) for f in BUSINESS_FIELDS}
         business["selected"] = (rng.random(n) < 0.5).astype(float)
-        business["performance"][0] = np.nan
+        business["performance"][t % n] = np.nan  # unselected: no performance
         policy = {f: rng.uniform(0, 300, p) for f in POLICY_FIELDS}
         device = {f: rng.uniform(0, 5e3, len(ids)) for f in DEVICE_FIELDS}
         device["business"] = np.arange(len(ids), dtype=float) % n

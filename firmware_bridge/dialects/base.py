@@ -32,7 +32,6 @@ class Counter:
 
     total_wh: float
     power_w: float | None = None
-    on: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,12 @@
 """Step 3: staker policies, vectorised over a block of stakers.
 
 Each staker looks at a fixed *consideration set* of businesses (``population.consideration_set``
-drawn once per staker, 0 = all N) and holds a personal rating noise for each of them (drawn once:
-a staker's opinion is persistent). The candidate values are the beliefs of
-:mod:`lastwatt.model.beliefs`. The choice functions below return *column* indices into the
-(stakers, candidates) value matrix, ``k`` distinct columns per staker; :class:`Consideration`
-maps them to businesses. ``herding`` and ``loyal`` need the market's memory and live in
-:mod:`lastwatt.model.market`.
+drawn once per staker, 0 = all N) and holds a persistent personal rating noise for each of them.
+Its value of a candidate is its belief (:mod:`lastwatt.model.beliefs`). Arrays are laid out
+candidates-first, ``(c, S)``, so that every per-candidate step is a contiguous pass over
+stakers. The choice functions return *rows* ``(k, S)``: the candidates each staker picks, ``k``
+distinct ones; :meth:`Consideration.to_business` maps them to businesses. ``herding`` and
+``loyal`` need the market's memory and live in :mod:`lastwatt.model.market`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import numpy as np
 from lastwatt.errors import ConfigError
 from lastwatt.model.beliefs import PublicBeliefs
 
-MAX_NOISE_CELLS = 50_000_000  # stakers x candidates held in memory (float32 + int32)
-POLICY_ORDER = ("greedy", "epsilon_greedy", "softmax", "herding", "loyal", "random")
+MAX_RATING_CELLS = 50_000_000  # stakers x candidates held in memory (float32 + intp each)
 
 
 def assign_policies(shares: dict[str, float], n_stakers: int) -> list[tuple[str, slice]]:
@@ -31,51 +30,71 @@ def assign_policies(shares: dict[str, float], n_stakers: int) -> list[tuple[str,
     return [(n, slice(int(e - c), int(e))) for n, c, e in zip(names, counts, ends, strict=True)]
 
 
-def _argmax_rows(values: np.ndarray) -> np.ndarray:
-    # np.argmax(axis=1) is slow for short rows; a pass per column is several times faster
-    if values.shape[1] > 32:
-        return np.argmax(values, axis=1)
-    best = values[:, 0].copy()
-    col = np.zeros(values.shape[0], dtype=np.int64)
-    for j in range(1, values.shape[1]):
-        better = values[:, j] > best
-        np.copyto(best, values[:, j], where=better)
-        col[better] = j
-    return col
-
-
-def top_columns(values: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` largest columns of each row, (S, k)."""
-    if k == 1:
-        return _argmax_rows(values)[:, None]
-    return np.argpartition(-values, k - 1, axis=1)[:, :k]
-
-
 def greedy(values: np.ndarray, k: int) -> np.ndarray:
-    return top_columns(values, k)
+    """The ``k`` best candidates of each staker, (k, S)."""
+    if k > 1:
+        return np.argpartition(-values, k - 1, axis=0)[:k]
+    best = values[0].copy()
+    row = np.zeros(values.shape[1], dtype=np.int64)
+    for j in range(1, values.shape[0]):  # a pass per candidate beats argmax(axis=0) here
+        better = values[j] > best
+        np.copyto(best, values[j], where=better)
+        row[better] = j
+    return row[None, :]
 
 
-def random_columns(n_stakers: int, n_candidates: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    if k == 1:
-        return rng.integers(0, n_candidates, size=(n_stakers, 1))
-    return top_columns(rng.random((n_stakers, n_candidates), dtype=np.float32), k)
+def sample(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` distinct candidates per staker, each drawn with probability proportional to
+    ``weights`` (c, S) among those not drawn yet (inverse CDF, one uniform per staker and draw).
+    ``weights`` is consumed."""
+    n_cand, n_stakers = weights.shape
+    rows = np.empty((k, n_stakers), dtype=np.int64)
+    cum = np.empty_like(weights)
+    for draw in range(k):
+        # per-row passes: cumsum(axis=0) is several times slower on this layout
+        cum[0] = weights[0]
+        for j in range(1, n_cand):
+            np.add(cum[j - 1], weights[j], out=cum[j])
+        target = rng.random(n_stakers, dtype=np.float32) * cum[-1]
+        row = np.zeros(n_stakers, dtype=np.int64)
+        for j in range(n_cand - 1):  # the last candidate takes whatever is left
+            row += cum[j] <= target
+        rows[draw] = row
+        if draw < k - 1:
+            weights[row, np.arange(n_stakers)] = 0.0
+    return rows
 
 
 def softmax(values: np.ndarray, k: int, temperature: float, rng: np.random.Generator) -> np.ndarray:
-    """Logit choice by the Gumbel-max trick (Gumbel-top-k: k distinct draws, no replacement)."""
-    gumbel = -np.log(rng.standard_exponential(values.shape, dtype=np.float32))
-    return top_columns(values / np.float32(temperature) + gumbel, k)
+    """Logit choice: P(candidate) proportional to exp(value / temperature)."""
+    weights = values - values.max(axis=0)
+    weights *= np.float32(1.0 / temperature)
+    np.exp(weights, out=weights)
+    return sample(weights, k, rng)
 
 
-def epsilon_greedy(values: np.ndarray, k: int, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-    cols = greedy(values, k)
-    explore = rng.random(values.shape[0], dtype=np.float32) < epsilon
-    cols[explore] = random_columns(int(explore.sum()), values.shape[1], k, rng)
-    return cols
+def random_rows(n_candidates: int, n_stakers: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    if k == 1:
+        return rng.integers(0, n_candidates, size=(1, n_stakers))
+    return sample(np.ones((n_candidates, n_stakers), dtype=np.float32), k, rng)
+
+
+def epsilon_greedy(
+    values: np.ndarray, k: int, epsilon: float, rng: np.random.Generator
+) -> np.ndarray:
+    rows = greedy(values, k)
+    explore = rng.random(values.shape[1], dtype=np.float32) < epsilon
+    rows[:, explore] = random_rows(values.shape[0], int(explore.sum()), k, rng)
+    return rows
 
 
 class Consideration:
-    """Per-staker candidate businesses and persistent personal rating noise."""
+    """Per-staker candidate businesses, persistent personal rating noise, cached values.
+
+    The values ``(c, S)`` are kept up to date incrementally: only businesses whose public
+    beliefs changed (those just observed) are recomputed, through an index from business to
+    its cells. The cache is recomputed from the formula, never accumulated, so it cannot drift.
+    """
 
     def __init__(
         self,
@@ -84,36 +103,52 @@ class Consideration:
         size: int,
         rating_noise_sd: float,
         rng: np.random.Generator,
+        beliefs: PublicBeliefs,
     ) -> None:
-        self.all_businesses = size == 0 or size >= n_businesses
-        width = n_businesses if self.all_businesses else size
-        if n_stakers * width > MAX_NOISE_CELLS:
+        all_businesses = size == 0 or size >= n_businesses
+        width = n_businesses if all_businesses else size
+        if n_stakers * width > MAX_RATING_CELLS:
             raise ConfigError(
                 "population.consideration_set",
                 f"{n_stakers} stakers x {width} businesses is too many personal ratings to hold",
-                f"set consideration_set so that households x it <= {MAX_NOISE_CELLS:,}",
+                f"set consideration_set so that households x it <= {MAX_RATING_CELLS:,}",
             )
+        self.n_stakers = n_stakers
         # drawn with replacement: at size << N a duplicate is rare and only narrows that set
-        self.business: np.ndarray | None = (
-            None
-            if self.all_businesses
-            else rng.integers(0, n_businesses, size=(n_stakers, width), dtype=np.int32)
+        self.business = (
+            np.repeat(np.arange(n_businesses, dtype=np.intp)[:, None], n_stakers, axis=1)
+            if all_businesses
+            else rng.integers(0, n_businesses, size=(width, n_stakers), dtype=np.intp)
         )
-        self.noise = rng.standard_normal((n_stakers, width), dtype=np.float32)
+        self.noise = rng.standard_normal((width, n_stakers), dtype=np.float32)
         self.noise *= np.float32(rating_noise_sd)
-        self.width = width
+        flat = self.business.ravel()
+        self._cells_by_business = np.argsort(flat, kind="stable")
+        self._cell_start = np.searchsorted(
+            flat[self._cells_by_business], np.arange(n_businesses + 1)
+        )
+        self.value = np.empty_like(self.noise)
+        self.refresh(beliefs, np.arange(n_businesses))
 
-    def values(self, block: slice, beliefs: PublicBeliefs) -> np.ndarray:
-        """Beliefs of the stakers in ``block`` about their candidates, (S_block, width) float32."""
+    def refresh(self, beliefs: PublicBeliefs, businesses: np.ndarray) -> None:
+        """Recompute the cached values of every cell that holds one of ``businesses``."""
+        if len(businesses) == 0:
+            return
+        starts, stops = self._cell_start[businesses], self._cell_start[np.asarray(businesses) + 1]
+        lengths = stops - starts
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        # in memory order: the scattered cells of ~I businesses then stream instead of thrash
+        cells = np.sort(self._cells_by_business[np.repeat(starts, lengths) + offsets])
+        bus = self.business.ravel()[cells]
         base = beliefs.base().astype(np.float32)
         decay = beliefs.decay.astype(np.float32)
-        if self.business is None:
-            return base + decay * self.noise[block]
-        cand = self.business[block]
-        return base[cand] + decay[cand] * self.noise[block]
+        self.value.ravel()[cells] = base[bus] + decay[bus] * self.noise.ravel()[cells]
 
-    def to_business(self, block: slice, columns: np.ndarray) -> np.ndarray:
-        """Business indices (S_block, k) int32 for candidate ``columns`` of the block's stakers."""
-        if self.business is None:
-            return columns.astype(np.int32)
-        return np.take_along_axis(self.business[block], columns, axis=1)
+    def values(self, block: slice) -> np.ndarray:
+        """Values ``(c, S_block)`` of the block's stakers (a view: do not modify)."""
+        return self.value[:, block]
+
+    def to_business(self, block: slice, rows: np.ndarray) -> np.ndarray:
+        """Business indices ``(k, S_block)`` for candidate ``rows`` of the block's stakers."""
+        cols = np.arange(block.start, block.stop)
+        return self.business[rows, cols]

@@ -11,9 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def water_fill(
-    pool_wh: float, weight: np.ndarray, cap_wh: np.ndarray
-) -> tuple[np.ndarray, float]:
+def water_fill(pool_wh: float, weight: np.ndarray, cap_wh: np.ndarray) -> tuple[np.ndarray, float]:
     """Return ``(energy_wh (N,), unplaced_wh)``.
 
     Closed form instead of iterating: sort by ``cap_i / weight_i`` (the level at which i caps);

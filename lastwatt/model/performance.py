@@ -1,4 +1,4 @@
-"""Step 6: business performance p_i ~ Normal(q_i, sigma_i) clipped to [-10, 10], and R_i = E_i p_i."""
+"""Step 6: performance p_i ~ Normal(q_i, sigma_i) clipped to [-10, 10]; result R_i = E_i p_i."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ PERFORMANCE_MAX = 10.0
 def draw_performance(
     quality: np.ndarray, performance_sd: float | np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """One draw per business, every round (also at night) so the stream never depends on decisions."""
+    """One draw per business every round (night too): the stream never depends on decisions."""
     p = rng.normal(quality, performance_sd)
     return np.clip(p, PERFORMANCE_MIN, PERFORMANCE_MAX)
 

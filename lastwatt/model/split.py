@@ -15,7 +15,7 @@ from lastwatt.errors import InputError
 
 @dataclass(frozen=True, slots=True)
 class EnergySplit:
-    """Served energy per category; ``community + household + reserve + business_pool == production``."""
+    """Served energy per category; community + household + reserve + business_pool == production."""
 
     community_wh: np.ndarray | float
     household_wh: np.ndarray | float

@@ -1,5 +1,6 @@
-"""Weather-year files (TMY3 ``.csv``, TMY2 ``.tm2``, EPW ``.epw``) read by pvlib.iotools and
-checked: every problem is a :class:`SeriesError` naming ``file:line:column`` and the fix.
+"""Weather-year files (TMY3 ``.csv``, TMY2 ``.tm2``: the formats pvlib ships) read by
+pvlib.iotools and checked: every problem is a :class:`SeriesError` naming
+``file:line:column`` and the fix.
 
 The result is one 365-day year of hourly rows in the file's local standard time: row ``i``
 covers hour ``i`` of the year (``[i h, i+1 h)`` after local midnight of Jan 1), whatever
@@ -9,6 +10,7 @@ year each month came from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,7 +35,6 @@ RANGES = {
 _TMY3 = {"ghi": "GHI (W/m^2)", "dni": "DNI (W/m^2)", "dhi": "DHI (W/m^2)",
          "temp_air": "Dry-bulb (C)", "wind_speed": "Wspd (m/s)"}
 _TMY2 = {"ghi": "GHI", "dni": "DNI", "dhi": "DHI", "temp_air": "DryBulb", "wind_speed": "Wspd"}
-_EPW = {f: f for f in FIELDS}
 _MONTH_START_DAY = np.cumsum([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30])
 
 
@@ -63,25 +64,25 @@ def read_weather_year(path: Path) -> WeatherYear:
     """Read and check a weather-year file; cached per path (files are not expected to change
     during a process)."""
     if not path.is_file():
-        raise SeriesError(str(path), "weather file not found", "give an existing TMY3/TMY2/EPW file")
+        raise SeriesError(
+            str(path), "weather file not found", "give an existing TMY3 .csv or TMY2 .tm2 file"
+        )
     suffix = path.suffix.lower()
     if suffix == ".csv":
         _check_tmy3_header(path)
         data, meta, columns, first_line, hour_ending = *_read(path, "tmy3"), _TMY3, 3, True
     elif suffix == ".tm2":
         data, meta, columns, first_line, hour_ending = *_read(path, "tmy2"), _TMY2, 2, False
-    elif suffix == ".epw":
-        data, meta, columns, first_line, hour_ending = *_read(path, "epw"), _EPW, 9, True
     else:
         raise SeriesError(str(path), f"unknown weather file type {suffix!r}",
-                          "use a TMY3 .csv, TMY2 .tm2 or EPW .epw file")
+                          "use a TMY3 .csv or TMY2 .tm2 file")
     hourly = _checked_fields(path, data, columns, first_line)
     _check_hourly_year(path, data.index, first_line, columns["ghi"], hour_ending)
     if suffix == ".tm2":  # TMY2 stores tenths of degC and of m/s
         hourly["temp_air"] /= 10.0
         hourly["wind_speed"] /= 10.0
     tz_h = float(meta["TZ"])
-    tz = f"Etc/GMT{-int(tz_h):+d}" if tz_h == int(tz_h) else None
+    tz = timezone(timedelta(hours=tz_h))
     hourly.index = pd.date_range("2001-01-01 00:30", periods=HOURS_PER_YEAR, freq="h", tz=tz)
     name = str(meta.get("Name") or meta.get("City") or path.stem).strip('"')
     return WeatherYear(path, name, float(meta["latitude"]), float(meta["longitude"]),
@@ -94,9 +95,7 @@ def _read(path: Path, kind: str) -> tuple[pd.DataFrame, dict]:
     try:
         if kind == "tmy3":
             return iotools.read_tmy3(str(path), map_variables=False)
-        if kind == "tmy2":
-            return iotools.read_tmy2(str(path))
-        return iotools.read_epw(str(path))
+        return iotools.read_tmy2(str(path))
     except Exception as err:  # pvlib raises many kinds on malformed files
         raise SeriesError(str(path), f"not a readable {kind.upper()} file: {err}".split("\n")[0],
                           f"check it against the {kind.upper()} format") from None
@@ -127,7 +126,7 @@ def _checked_fields(path: Path, data: pd.DataFrame, columns: dict, first_line: i
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             i = int(bad[0])
-            what = "missing value (gap)" if pd.isna(raw.iloc[i]) else f"not a number: {raw.iloc[i]!r}"
+            what = "missing value (gap)" if pd.isna(raw.iloc[i]) else f"not a number: {raw.iloc[i]}"
             raise SeriesError(f"{path}:{first_line + i}:{col}", what, "fill in every hour")
         lo, hi, unit = RANGES[field]
         scale = 10.0 if columns is _TMY2 and field in ("temp_air", "wind_speed") else 1.0
@@ -145,11 +144,11 @@ def _check_hourly_year(
     path: Path, index: pd.DatetimeIndex, first_line: int, column: str, hour_ending: bool
 ) -> None:
     """Row i must be hour i of a 365-day year (months may come from different years)."""
-    stamps = index - pd.Timedelta(hours=1) if hour_ending else index
-    month = np.asarray(stamps.month)
-    day = np.asarray(stamps.day)
-    hour = np.asarray(stamps.hour)
-    position = (_MONTH_START_DAY[month - 1] + day - 1) * 24 + hour
+    month = np.asarray(index.month)
+    day = np.asarray(index.day)
+    # hour-ending 00:00 closes the previous day's last hour; the modulo wraps Jan 1 24:00
+    hour = np.asarray(index.hour) - (1 if hour_ending else 0)
+    position = ((_MONTH_START_DAY[month - 1] + day - 1) * 24 + hour) % HOURS_PER_YEAR
     position = np.where((month == 2) & (day == 29), -1, position)  # no leap day in a TMY
     n = min(len(position), HOURS_PER_YEAR)
     wrong = np.flatnonzero(position[:n] != np.arange(n))

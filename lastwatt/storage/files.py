@@ -100,11 +100,11 @@ class FileRecorder:
             "stakers": stakers,
         }
         self.tables = tables
-        for name in ("businesses", "policies", "devices"):
-            df = tables[name]
-            for col in ("selected", "on", "online", "business", "stakers", "abstaining"):
-                if col in df.columns and len(df):
-                    df[col] = df[col].astype(np.int64)
+        integer_columns = {"businesses": ("selected",), "policies": ("stakers", "abstaining"),
+                           "devices": ("business", "on", "online")}
+        for name, columns in integer_columns.items():
+            if len(tables[name]):
+                tables[name] = tables[name].astype(dict.fromkeys(columns, np.int64))
         return tables
 
     def close(self, summary: dict[str, Any], stakers: pd.DataFrame) -> None:

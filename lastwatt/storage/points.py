@@ -1,7 +1,7 @@
 """The measurement schema: one definition of how a RoundResult becomes InfluxDB points.
 
 Four measurements (documented in docs/storage.md): ``rounds`` (one point per round),
-``businesses`` (one per business), ``policies`` (one per staker policy, aggregates only: the
+``businesses`` (one per business), ``staker_policies`` (one per staker policy, aggregates only: the
 series count stays bounded however many stakers there are) and ``devices`` (one per device).
 Every point is tagged with ``site``, ``run`` and ``scenario``; fields are the run files'
 columns (lastwatt.result) plus a few derived ones. Non-finite values are left out of a point.
@@ -21,8 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from influxdb_client import Point, WritePrecision
 
-from lastwatt.result import BUSINESS_FIELDS, DEVICE_FIELDS, POLICY_FIELDS, ROUND_FIELDS
-from lastwatt.result import RoundResult, RunMeta
+from lastwatt.result import (
+    BUSINESS_FIELDS,
+    DEVICE_FIELDS,
+    POLICY_FIELDS,
+    ROUND_FIELDS,
+    RoundResult,
+    RunMeta,
+)
 
 RUN_TAGS: tuple[str, ...] = ("site", "run", "scenario")
 
@@ -37,7 +43,7 @@ class Measurement:
 
 ROUNDS = Measurement("rounds", RUN_TAGS, (*ROUND_FIELDS, "selected_count", "round"), ("round",))
 BUSINESSES = Measurement("businesses", (*RUN_TAGS, "business"), (*BUSINESS_FIELDS, "stake_share"))
-POLICIES = Measurement("policies", (*RUN_TAGS, "policy"), POLICY_FIELDS)
+POLICIES = Measurement("staker_policies", (*RUN_TAGS, "policy"), POLICY_FIELDS)
 DEVICES = Measurement(
     "devices",
     (*RUN_TAGS, "device", "dialect", "business"),

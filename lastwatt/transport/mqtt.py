@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CONTROLLER_ID = "controller"  # the ``device`` field of the controller's own status message
 UNKNOWN_DEVICE = "unknown_device"
 REJECT_KINDS = (*MessageError.KINDS, UNKNOWN_DEVICE)
+REASSERT_DELAY_S = 0.2  # after a CONNACK; see MqttTransport._on_connect
 
 
 class RateLimitedLog:
@@ -82,6 +83,7 @@ class MqttTransport:
         self._lock = threading.Lock()  # _current/_round: engine thread writes, paho reads
         self._on_reading: OnReading | None = None
         self._on_status: OnStatus | None = None
+        self._timer: threading.Timer | None = None
         self._rate_log = RateLimitedLog(log, cfg.log_interval_s)
 
     # --- Transport -----------------------------------------------------------------------
@@ -113,6 +115,8 @@ class MqttTransport:
     def close(self) -> None:
         """Say offline (retained) and disconnect; the retained setpoints stay on the broker,
         bounded by their ``valid_until``."""
+        if self._timer is not None:
+            self._timer.cancel()
         self.client.publish(
             topics.controller_status_topic(self.site), _status(online=False), retain=True
         )
@@ -146,10 +150,21 @@ class MqttTransport:
         self._rate_log.warning(kind, f"rejected {kind} on {topic[:120]!r}: {why[:200]}")
 
     def _on_connect(self, reconnected: bool) -> None:
-        """Network thread, on every CONNACK: say online, reassert round and setpoints."""
+        """Network thread, on every CONNACK: say online, then reassert round and setpoints.
+
+        The reassertion waits a moment: right after this callback paho resends the QoS 1
+        messages left unacknowledged by the lost connection, and an older setpoint resent
+        after the current one would become the retained one.
+        """
         self.client.publish(
             topics.controller_status_topic(self.site), _status(online=True), retain=True
         )
+        timer = threading.Timer(REASSERT_DELAY_S, self._reassert, args=(reconnected,))
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+
+    def _reassert(self, reconnected: bool) -> None:
         with self._lock:
             current = list(self._current.items())
             round_payload = self._round

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lastwatt.config_base import Section
 from lastwatt.errors import ConfigError, InputError
@@ -62,12 +62,17 @@ class MqttConfig(Section):
             raise ValueError("reconnect_max_delay_s must be >= reconnect_min_delay_s")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together (mutual TLS needs both)")
-        if self.url is not None:
+        return self
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, url: str | None) -> str | None:
+        if url is not None:
             try:
-                parse_broker_url(self.url, where="mqtt.url")
+                parse_broker_url(url, where="mqtt.url")
             except InputError as err:  # pydantic reports ValueErrors with the field path
                 raise ValueError(f"{err.problem} ({err.fix})") from None
-        return self
+        return url
 
 
 @dataclass(frozen=True, slots=True)

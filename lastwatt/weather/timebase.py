@@ -52,7 +52,13 @@ def clock_for(cfg: Config, utc_offset_s: float) -> RunClock:
 
 
 def village_utc_offset_s(cfg: Config) -> float:
-    """The village's standard time for the markov/csv sources (tmy/fitted use the file's)."""
+    """The village's standard time: the weather file's for tmy/fitted, else
+    ``container.utc_offset_h``, else the longitude's (longitude / 15, rounded)."""
+    if cfg.weather.source in ("tmy", "fitted"):
+        from lastwatt.readers.weather_year import read_weather_year, weather_year_path
+
+        path = weather_year_path(cfg.weather.path, cfg.weather.station).resolve()
+        return read_weather_year(path).utc_offset_h * 3600.0
     hours = cfg.container.utc_offset_h
     if hours is None:
         hours = round(cfg.container.longitude_deg / 15.0)
@@ -71,13 +77,16 @@ def weather_year_day(dates: np.ndarray) -> np.ndarray:
     return np.where(leap & (doy >= 59), doy - 1, doy)
 
 
-def integrate(step_energy_wh: np.ndarray, step_s: float, clock: RunClock) -> np.ndarray:
-    """Energy per round from energies of consecutive steps starting at local midnight of day0.
+def integrate(
+    step_energy_wh: np.ndarray, step_s: float, starts_s: np.ndarray, round_s: float
+) -> np.ndarray:
+    """Energy per round ``[starts_s[k], starts_s[k] + round_s)`` from the energies of
+    consecutive steps of ``step_s`` starting at 0; power is constant within a step.
 
-    The series must cover the run: ``len(step_energy_wh) * step_s >= last round end``.
+    The steps must cover every round: ``len(step_energy_wh) * step_s >= starts_s[-1] + round_s``.
     """
     cum_wh = np.concatenate(([0.0], np.cumsum(step_energy_wh, dtype=float)))
     edges_s = np.arange(cum_wh.size) * step_s
-    a = np.interp(clock.starts_s, edges_s, cum_wh)
-    b = np.interp(clock.starts_s + clock.round_s, edges_s, cum_wh)
+    a = np.interp(starts_s, edges_s, cum_wh)
+    b = np.interp(starts_s + round_s, edges_s, cum_wh)
     return np.maximum(b - a, 0.0)

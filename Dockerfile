@@ -1,0 +1,18 @@
+# The LastWatt image: the controller (`lastwatt`), the firmware bridge (`lastwatt-bridge`) and
+# the simulated device fleet (`lastwatt devices`) all run from it (see docker-compose.yml).
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY lastwatt ./lastwatt
+COPY firmware_bridge ./firmware_bridge
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 lastwatt \
+    && mkdir -p /data && chown lastwatt:lastwatt /data
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER lastwatt
+WORKDIR /data
+VOLUME ["/data"]
+CMD ["lastwatt", "--help"]

@@ -1,0 +1,121 @@
+"""The bridge's TOML config: which vendor devices it serves and how their firmware is set up.
+
+Unknown keys are errors and every error is one line naming the field (``ConfigError``).
+``[mqtt]`` is the shared :class:`MqttConfig` (URL, credentials, TLS); ``[[devices]]`` are
+the same entries as ``devices.map`` in the LastWatt config, so one list can serve both.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from lastwatt.config import Config, DeviceEntry
+from lastwatt.config_base import Section
+from lastwatt.errors import ConfigError
+from lastwatt.transport.mqtt_config import MqttConfig
+
+
+class TasmotaOptions(Section):
+    full_topic: str = Field(
+        "%prefix%/%topic%/", description="the devices' FullTopic; %prefix% and %topic% required"
+    )
+    prefixes: tuple[str, str, str] = Field(
+        ("cmnd", "stat", "tele"), description="Prefix1..3: commands, answers, telemetry"
+    )
+    tele_period_s: int | None = Field(
+        None, ge=0, le=3600, description="sent as TelePeriod when a device comes online; "
+        "0 disables, 1..9 mean 10 (firmware rule); omitted: leave the device's own setting",
+    )
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> TasmotaOptions:
+        ft = self.full_topic
+        if "%prefix%" not in ft or "%topic%" not in ft or not ft.endswith("/"):
+            raise ValueError(
+                f"full_topic {ft!r} must contain %prefix% and %topic% and end with '/'"
+            )
+        return self
+
+
+class ShellyOptions(Section):
+    src: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="RPC source; answers come on <src>/rpc. Default lastwatt-bridge-<site>",
+    )
+
+
+class BridgeConfig(Section):
+    site: str = Field("village", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    client_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="default lastwatt-bridge-<site>"
+    )
+    failsafe: bool = Field(
+        True, description="set PulseTime / toggle_after so a relay turns off by itself at "
+        "valid_until even when the bridge is gone",
+    )
+    poll_s: float = Field(
+        30.0, ge=0, description="ask a device for its state when silent this long; 0 = never"
+    )
+    jitter_wh: float = Field(
+        1.0, ge=0, description="a register drop up to this is a late reading, not a reset"
+    )
+    mqtt: MqttConfig = MqttConfig()
+    tasmota: TasmotaOptions = TasmotaOptions()
+    shelly: ShellyOptions = ShellyOptions()
+    devices: list[DeviceEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_devices(self) -> BridgeConfig:
+        seen_ids: set[str] = set()
+        seen_topics: set[tuple[str, str]] = set()
+        for i, d in enumerate(self.devices):
+            key = (d.dialect, d.topic or d.id)
+            if d.id in seen_ids or key in seen_topics:
+                raise ValueError(f"devices[{i}] ({d.id}) repeats an id or a {d.dialect} topic")
+            seen_ids.add(d.id)
+            seen_topics.add(key)
+        return self
+
+    @property
+    def vendor_devices(self) -> list[DeviceEntry]:
+        """The devices the bridge translates for (native devices speak for themselves)."""
+        return [d for d in self.devices if d.dialect != "native"]
+
+    def resolved_client_id(self) -> str:
+        return self.client_id or f"lastwatt-bridge-{self.site}"
+
+    def resolved_src(self) -> str:
+        return self.shelly.src or f"lastwatt-bridge-{self.site}"
+
+    @classmethod
+    def from_lastwatt(cls, cfg: Config, **options: Any) -> BridgeConfig:
+        """The bridge for a LastWatt run config: its site, broker settings and device map."""
+        return cls(site=cfg.site, mqtt=cfg.mqtt, devices=list(cfg.devices.map), **options)
+
+
+def load_bridge_config(path: str | Path) -> BridgeConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), "bridge config file not found", "give the path of a TOML file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(path), f"not valid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "not UTF-8 text", "save the config as UTF-8 TOML") from None
+    try:
+        return BridgeConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(f"{path}: {loc}", "unknown key", "remove it or fix its spelling") \
+                from None
+        msg = first["msg"].removeprefix("Value error, ")
+        bad = first.get("input")
+        shown = "" if isinstance(bad, dict | list) else f" (got {bad!r})"
+        raise ConfigError(f"{path}: {loc}", f"{msg}{shown}") from None

@@ -1,0 +1,120 @@
+"""Shelly Gen2 (Plus / Pro): JSON-RPC over MQTT, ``switch:0`` status, ``online`` flag.
+
+Requests go to ``<prefix>/rpc`` with our ``src``; answers come back on ``<src>/rpc`` and are
+matched on ``id``. State arrives as ``NotifyStatus`` / ``NotifyFullStatus`` on
+``<prefix>/events/rpc`` (on by default on real devices) and, when the user enabled generic
+status updates, on ``<prefix>/status/switch:0``. ``aenergy.total`` is in Wh. The failsafe is
+``toggle_after``: the relay flips back off by itself when the setpoint's validity ends.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from firmware_bridge.dialects.base import (
+    Counter,
+    Dialect,
+    DialectError,
+    Event,
+    Online,
+    Publish,
+    Switched,
+    dumps,
+    json_object,
+    number,
+)
+
+SWITCH = "switch:0"
+MAX_PENDING = 100_000  # requests awaiting an answer; the oldest are forgotten beyond this
+
+
+def switch_events(status: Any) -> list[Event]:
+    """Events from a (possibly partial) ``switch:0`` status object."""
+    if not isinstance(status, dict):
+        raise DialectError("schema", f"{SWITCH} status is {type(status).__name__}, not an object")
+    events: list[Event] = []
+    output = status.get("output")
+    if output is not None:
+        if not isinstance(output, bool):
+            raise DialectError("schema", f"output is {output!r}, expected true or false")
+        events.append(Switched(output))
+    aenergy = status.get("aenergy")
+    if aenergy is not None:
+        if not isinstance(aenergy, dict) or "total" not in aenergy:
+            raise DialectError("schema", "aenergy has no total")
+        apower = status.get("apower")
+        events.append(
+            Counter(
+                total_wh=number(aenergy["total"], "aenergy.total"),
+                power_w=None if apower is None else number(apower, "apower"),
+            )
+        )
+    return events
+
+
+class ShellyDialect(Dialect):
+    name = "shelly"
+
+    def __init__(self, device_topics: list[str], src: str = "lastwatt-bridge") -> None:
+        self.src = src
+        self.next_id = 1
+        self.pending: OrderedDict[int, tuple[str, str, bool]] = OrderedDict()
+        super().__init__(device_topics)
+        self.routes[f"{src}/rpc"] = ("", "reply")
+
+    def device_routes(self, device_topic: str) -> dict[str, str]:
+        return {
+            "events": f"{device_topic}/events/rpc",
+            "status": f"{device_topic}/status/{SWITCH}",
+            "online": f"{device_topic}/online",
+        }
+
+    def request(self, device_topic: str, method: str, params: dict[str, Any], on: bool) -> Publish:
+        rid, self.next_id = self.next_id, self.next_id + 1
+        self.pending[rid] = (device_topic, method, on)
+        if len(self.pending) > MAX_PENDING:
+            self.pending.popitem(last=False)
+        frame = {"id": rid, "src": self.src, "method": method, "params": params}
+        return Publish(f"{device_topic}/rpc", dumps(frame), 1, False)
+
+    def switch(self, device_topic: str, on: bool, failsafe_s: float | None = None) -> list[Publish]:
+        params: dict[str, Any] = {"id": 0, "on": on}
+        if on and failsafe_s is not None:
+            params["toggle_after"] = round(max(failsafe_s, 0.1), 1)
+        return [self.request(device_topic, "Switch.Set", params, on)]
+
+    def poll(self, device_topic: str) -> list[Publish]:
+        return [self.request(device_topic, "Switch.GetStatus", {"id": 0}, False)]
+
+    def decode(self, mqtt_topic: str, payload: bytes) -> tuple[str, list[Event]]:
+        device_topic, kind = self.routes[mqtt_topic]
+        if kind != "reply":
+            return device_topic, self.decode_kind(device_topic, kind, payload)
+        frame = json_object(payload)
+        rid = frame.get("id")
+        if not isinstance(rid, int) or rid not in self.pending:
+            raise DialectError("unmatched_reply", f"no request with id {rid!r} is pending")
+        device_topic, method, on = self.pending.pop(rid)
+        if "error" in frame:
+            raise DialectError("rpc_error", f"{device_topic} {method}: {str(frame['error'])[:120]}")
+        result = frame.get("result")
+        if method == "Switch.Set":
+            return device_topic, [Switched(on)]
+        return device_topic, switch_events(result)
+
+    def decode_kind(self, device_topic: str, kind: str, payload: bytes) -> list[Event]:
+        if kind == "online":
+            text = payload.decode(errors="replace").strip()
+            if text not in ("true", "false"):
+                raise DialectError("schema", f"online {text[:20]!r} is not true or false")
+            return [Online(text == "true")]
+        frame = json_object(payload)
+        if kind == "status":
+            return switch_events(frame)
+        if frame.get("method") not in ("NotifyStatus", "NotifyFullStatus"):
+            return []  # NotifyEvent and the like
+        params = frame.get("params")
+        if not isinstance(params, dict):
+            raise DialectError("schema", "notification without params object")
+        return switch_events(params[SWITCH]) if SWITCH in params else []

@@ -1,0 +1,131 @@
+"""Tasmota: ``POWER`` commands, ``stat`` answers, ``tele`` SENSOR / STATE / LWT.
+
+Topics follow the device's FullTopic (default ``%prefix%/%topic%/``) with the prefixes
+``cmnd``/``stat``/``tele``. Energy comes from ``ENERGY.Total`` in kWh (1 Wh resolution),
+never from ``Period``. The failsafe is ``PulseTime``: sent before ``POWER ON`` it makes the
+relay switch itself off after the setpoint's remaining validity, even if the bridge dies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firmware_bridge.dialects.base import (
+    Counter,
+    Dialect,
+    DialectError,
+    Event,
+    Online,
+    Publish,
+    Switched,
+    json_object,
+    number,
+)
+
+DEFAULT_FULL_TOPIC = "%prefix%/%topic%/"
+PULSETIME_MAX_S = 64_800  # PulseTime 112..64900 means (value - 100) seconds
+
+
+def pulsetime_value(seconds: float) -> int:
+    """PulseTime's encoding: 1..111 in 0.1 s steps, 112..64900 = seconds + 100."""
+    if seconds <= 11.1:
+        return max(1, round(seconds * 10))
+    return min(round(seconds), PULSETIME_MAX_S) + 100
+
+
+def parse_power(text: str) -> bool:
+    value = text.strip().upper()
+    if value in ("ON", "1", "TRUE"):
+        return True
+    if value in ("OFF", "0", "FALSE"):
+        return False
+    raise DialectError("schema", f"POWER state {text[:20]!r} is not ON or OFF")
+
+
+class TasmotaDialect(Dialect):
+    name = "tasmota"
+
+    def __init__(
+        self,
+        device_topics: list[str],
+        full_topic: str = DEFAULT_FULL_TOPIC,
+        prefixes: tuple[str, str, str] = ("cmnd", "stat", "tele"),
+        tele_period_s: int | None = None,
+    ) -> None:
+        self.full_topic = full_topic
+        self.cmnd, self.stat, self.tele = prefixes
+        self.tele_period_s = tele_period_s
+        super().__init__(device_topics)
+
+    def topic(self, prefix: str, device_topic: str, leaf: str) -> str:
+        base = self.full_topic.replace("%prefix%", prefix).replace("%topic%", device_topic)
+        return base + leaf
+
+    def device_routes(self, device_topic: str) -> dict[str, str]:
+        return {
+            "power": self.topic(self.stat, device_topic, "POWER"),
+            "result": self.topic(self.stat, device_topic, "RESULT"),
+            "status10": self.topic(self.stat, device_topic, "STATUS10"),
+            "sensor": self.topic(self.tele, device_topic, "SENSOR"),
+            "state": self.topic(self.tele, device_topic, "STATE"),
+            "lwt": self.topic(self.tele, device_topic, "LWT"),
+        }
+
+    def cmd(self, device_topic: str, command: str, value: str) -> Publish:
+        return Publish(self.topic(self.cmnd, device_topic, command), value.encode(), 1, False)
+
+    def switch(self, device_topic: str, on: bool, failsafe_s: float | None = None) -> list[Publish]:
+        out = []
+        if on and failsafe_s is not None:
+            out.append(self.cmd(device_topic, "PulseTime", str(pulsetime_value(failsafe_s))))
+        out.append(self.cmd(device_topic, "POWER", "ON" if on else "OFF"))
+        return out
+
+    def poll(self, device_topic: str) -> list[Publish]:
+        # an empty POWER payload is a query; Status 10 answers with the ENERGY block
+        return [self.cmd(device_topic, "POWER", ""), self.cmd(device_topic, "Status", "10")]
+
+    def setup(self, device_topic: str) -> list[Publish]:
+        if self.tele_period_s is None:
+            return []
+        return [self.cmd(device_topic, "TelePeriod", str(self.tele_period_s))]
+
+    def decode_kind(self, device_topic: str, kind: str, payload: bytes) -> list[Event]:
+        if kind == "lwt":
+            text = payload.decode(errors="replace").strip()
+            if text not in ("Online", "Offline"):
+                raise DialectError("schema", f"LWT {text[:20]!r} is not Online or Offline")
+            return [Online(text == "Online")]
+        if kind == "power":
+            return [Switched(parse_power(payload.decode(errors="replace")))]
+        data = json_object(payload)
+        if kind in ("result", "state"):
+            # RESULT carries the answer of every command; only POWER concerns the bridge
+            power = data.get("POWER")
+            if power is None:
+                return []
+            if not isinstance(power, str):
+                raise DialectError("schema", f"POWER is {power!r}, expected ON or OFF")
+            return [Switched(parse_power(power))]
+        if kind == "status10":
+            sns = data.get("StatusSNS")
+            data = sns if isinstance(sns, dict) else {}
+        energy = data.get("ENERGY")
+        if energy is None:
+            return []  # a SENSOR message of another sensor
+        if not isinstance(energy, dict):
+            raise DialectError("schema", f"ENERGY is {type(energy).__name__}, expected an object")
+        return [energy_counter(energy)]
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else value  # multi-channel meters
+
+
+def energy_counter(energy: dict[str, Any]) -> Counter:
+    if "Total" not in energy:
+        raise DialectError("schema", "ENERGY has no Total")
+    total_kwh = number(_first(energy["Total"]), "ENERGY.Total")
+    power = energy.get("Power")
+    power_w = None if power is None else number(_first(power), "ENERGY.Power")
+    return Counter(total_wh=total_kwh * 1000.0, power_w=power_w)

@@ -1,0 +1,1 @@
+"""Simulated device firmware (native, Tasmota, Shelly) around ``lastwatt.devices.DeviceModel``."""

@@ -1,0 +1,286 @@
+"""A fleet of simulated relays and plugs in one process, against a real broker.
+
+Each device is a :class:`Firmware` (native, Tasmota or Shelly) around the shared
+``DeviceModel``. All device state lives in one worker thread (``firmware_bridge.worker``);
+MQTT connections only carry bytes.
+
+Connections are the trade-off. A real device has its own connection and Last Will, which is
+what small fleets get (``connections=None`` and at most ``PER_DEVICE_MAX`` devices, or
+``connections=0``): killing a device closes its socket without DISCONNECT and the *broker*
+publishes its Will. Ten thousand connections (and threads) in one Python process are too
+many, so a large fleet shares ``connections`` connections; a device's Will is then published
+by the fleet on its behalf when it is killed or drops out, and a crash of the whole process
+leaves the devices' retained status at online (the bridge/controller then see silence, not
+a Will).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter as Tally
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from firmware_bridge.dialects.base import DialectError, Publish
+from firmware_bridge.dialects.tasmota import DEFAULT_FULL_TOPIC
+from firmware_bridge.simulated.firmware import Firmware
+from firmware_bridge.simulated.native import NativeFirmware
+from firmware_bridge.simulated.shelly import ShellyFirmware
+from firmware_bridge.simulated.tasmota import TasmotaFirmware
+from firmware_bridge.worker import Worker
+from lastwatt.devices import DeviceModel, Profile, profile_fn
+from lastwatt.messages import MessageError
+from lastwatt.rng import streams
+from lastwatt.transport.mqtt_client import Inbound, MqttClient, Will
+from lastwatt.transport.mqtt_config import MqttConfig
+
+log = logging.getLogger(__name__)
+
+PER_DEVICE_MAX = 200  # auto mode: one connection per device up to this many devices
+DEVICES_PER_CONNECTION = 1000  # auto mode beyond that
+
+Dialect = Literal["native", "tasmota", "shelly"]
+FIRMWARE: dict[str, type[Firmware]] = {
+    "native": NativeFirmware, "tasmota": TasmotaFirmware, "shelly": ShellyFirmware,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FleetDevice:
+    id: str
+    dialect: Dialect = "native"
+    topic: str | None = None  # vendor topic / Shelly id; default: the device id
+    max_power_w: float = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetOptions:
+    site: str = "village"
+    telemetry_s: float = 1.0  # native metering interval, Tasmota TelePeriod, Shelly notify period
+    latency_s: float = 0.0  # command latency: time from receiving a command to acting on it
+    profile: str = "constant"  # constant | ramp | cycle (lastwatt.devices.profile_fn)
+    round_s: float = 3600.0  # for the ramp profile
+    noise_sd: float = 0.0  # relative noise on the draw
+    seed: int = 0
+    connections: int | None = None  # None: auto; 0: one per device; N: N shared connections
+    tasmota_full_topic: str = DEFAULT_FULL_TOPIC
+    shelly_generic_status: bool = True  # real devices: off by default, users turn it on
+    client_prefix: str = "lastwatt-sim"
+
+
+class Fleet:
+    """``Fleet(url, devices).start()`` runs the devices in threads; ``stop()`` ends them."""
+
+    def __init__(self, mqtt_url: str, devices: list[FleetDevice],
+                 options: FleetOptions = FleetOptions(), mqtt: MqttConfig | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.url = mqtt_url
+        self.options = options
+        self.mqtt = mqtt or MqttConfig()
+        self.clock = clock
+        rng = streams(options.seed).devices
+        profile = profile_fn(options.profile, options.round_s)
+        self.firmware: list[Firmware] = [self._make(d, profile, rng) for d in devices]
+        self.index = {fw.device_id: i for i, fw in enumerate(self.firmware)}
+        self.routes = {fw.command_base: i for i, fw in enumerate(self.firmware)}
+        self.worker = Worker(self._on_message, "fleet")
+        self.dead: set[int] = set()
+        self.silent_until: dict[int, float] = {}  # dropouts: monotonic end
+        self.missed: dict[int, tuple[str, bytes]] = {}  # native setpoint that came in a dropout
+        self.counts: Tally[str] = Tally()
+        self.rejected: Tally[str] = Tally()
+        self.clients: list[MqttClient] = []
+        self.conn_of: list[int] = [0] * len(self.firmware)
+        self.per_device = False
+
+    def _make(self, d: FleetDevice, profile: Profile, rng: np.random.Generator) -> Firmware:
+        o = self.options
+        fw_cls = FIRMWARE[d.dialect]
+        model = DeviceModel(d.id, d.max_power_w, profile, rng, o.noise_sd,
+                            enforce_quota=fw_cls.enforce_quota)
+        args = (d.id, d.topic or d.id, model, o.telemetry_s)
+        if d.dialect == "native":
+            return NativeFirmware(*args, site=o.site)
+        if d.dialect == "tasmota":
+            return TasmotaFirmware(*args, full_topic=o.tasmota_full_topic)
+        return ShellyFirmware(*args, generic_status=o.shelly_generic_status)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> Fleet:
+        n = len(self.firmware)
+        conns = self.options.connections
+        if conns is None:
+            conns = 0 if n <= PER_DEVICE_MAX else math.ceil(n / DEVICES_PER_CONNECTION)
+        self.per_device = conns == 0
+        self.worker.start()
+        if self.per_device:
+            groups = [[i] for i in range(n)]
+        else:
+            groups = [list(range(k, n, conns)) for k in range(min(conns, n))]
+        for k, group in enumerate(groups):
+            for i in group:
+                self.conn_of[i] = k
+            fw = self.firmware[group[0]]
+            cid = (f"{self.options.client_prefix}-{fw.dialect}-{fw.device_id}" if self.per_device
+                   else f"{self.options.client_prefix}-{self.options.site}-{k}")
+            client = MqttClient(
+                self.url, self.mqtt, cid, will=_will(fw.will()) if self.per_device else None,
+                subscriptions=[t for i in group for t in self.firmware[i].subscriptions()],
+                on_connect=lambda _re, group=group: self.worker.post(lambda: self._births(group)),
+            )
+            client.inbound = self.worker.queue
+            self.clients.append(client)  # before start: on_connect publishes through it
+            client.start()
+        self.worker.call(self._schedule_telemetry)
+        return self
+
+    def stop(self) -> None:
+        """Leave cleanly: every live device says offline (its Will's payload), then disconnect."""
+        def goodbye() -> None:
+            for i, fw in enumerate(self.firmware):
+                if i not in self.dead:
+                    self._publish(i, [fw.will()])
+        try:
+            self.worker.call(goodbye)
+        finally:
+            for c in self.clients:
+                c.stop()
+            self.worker.stop()
+
+    # --- in-process API (tests, benchmarks, the CLI) ------------------------------------
+
+    def true_energy_wh(self) -> dict[str, float]:
+        """Energy each device really drew so far (integrated now, across counter resets)."""
+        def read() -> dict[str, float]:
+            now = self.clock()
+            for fw in self.firmware:
+                fw.model.advance(now)
+            return {fw.device_id: fw.true_energy_wh for fw in self.firmware}
+        return self.worker.call(read)
+
+    def is_on(self, device_id: str) -> bool:
+        return self.worker.call(lambda: self.firmware[self.index[device_id]].model.on)
+
+    def kill(self, device_id: str) -> None:
+        """The device dies abruptly: no DISCONNECT, the broker (or the fleet) sends its Will."""
+        def kill() -> None:
+            i = self.index[device_id]
+            fw = self.firmware[i]
+            fw.set_relay(False, self.clock())
+            self.dead.add(i)
+            if self.per_device:
+                self.clients[self.conn_of[i]].kill()
+            else:
+                self._publish(i, [fw.will()], force=True)
+        self.worker.call(kill)
+
+    def reboot(self, device_id: str, reset_counter: bool = True) -> None:
+        """Power cycle: offline, relay off, energy register reset (by default), online."""
+        def reboot() -> None:
+            i = self.index[device_id]
+            fw = self.firmware[i]
+            self._publish(i, [fw.will()])
+            self._publish(i, fw.reboot(self.clock(), reset_counter))
+            self.counts["reboots"] += 1
+        self.worker.call(reboot)
+
+    def dropout(self, device_id: str, seconds: float) -> None:
+        """The device loses its network for ``seconds``: offline, silent, then back."""
+        def drop() -> None:
+            i = self.index[device_id]
+            self._publish(i, [self.firmware[i].will()])
+            self.silent_until[i] = time.monotonic() + seconds
+            self.worker.call_at(time.monotonic() + seconds, lambda: self._back(i))
+        self.worker.call(drop)
+
+    # --- worker thread ------------------------------------------------------------------
+
+    def _births(self, group: list[int]) -> None:
+        now = self.clock()
+        for i in group:
+            if i not in self.dead and i not in self.silent_until:
+                self._publish(i, self.firmware[i].birth(now))
+
+    def _back(self, i: int) -> None:
+        self.silent_until.pop(i, None)
+        fw = self.firmware[i]
+        self._publish(i, fw.birth(self.clock()))
+        if i in self.missed:
+            leaf, payload = self.missed.pop(i)
+            self._command(i, leaf, payload)
+
+    def _schedule_telemetry(self) -> None:
+        n = max(len(self.firmware), 1)
+        t0 = time.monotonic()
+        for i, fw in enumerate(self.firmware):
+            # phases spread over the period: no burst of n messages at once
+            due = t0 + fw.telemetry_s * (i + 0.5) / n
+            self.worker.call_at(due, lambda i=i, due=due: self._tick(i, due))
+
+    def _tick(self, i: int, due: float) -> None:
+        fw = self.firmware[i]
+        if i in self.dead:
+            return
+        period = fw.telemetry_s if fw.telemetry_s > 0 else 1.0  # TelePeriod 0: look again later
+        if fw.telemetry_s > 0 and i not in self.silent_until:
+            self._publish(i, fw.telemetry(self.clock()))
+            self.counts["telemetry"] += 1
+        nxt = due + period
+        now = time.monotonic()
+        if nxt < now:  # fell behind a whole period: skip rather than burst
+            self.counts["late_ticks"] += 1
+            nxt = now + period
+        self.worker.call_at(nxt, lambda: self._tick(i, nxt))
+
+    def _on_message(self, msg: Inbound) -> None:
+        base, _, leaf = msg.topic.rpartition("/")
+        i = self.routes.get(base)
+        if i is None or i in self.dead:
+            return
+        if i in self.silent_until:
+            if self.firmware[i].dialect == "native":
+                self.missed[i] = (leaf, msg.payload)  # retained: it will be there on reconnect
+            return
+        latency = self.options.latency_s
+        if latency > 0:
+            self.worker.call_at(time.monotonic() + latency,
+                                lambda: self._command(i, leaf, msg.payload))
+        else:
+            self._command(i, leaf, msg.payload)
+
+    def _command(self, i: int, leaf: str, payload: bytes) -> None:
+        if i in self.dead:
+            return
+        fw = self.firmware[i]
+        try:
+            out = fw.handle(leaf, payload, self.clock())
+        except (DialectError, MessageError) as err:
+            self.rejected[err.kind] += 1
+            return
+        self.counts["commands"] += 1
+        self._publish(i, out)
+        if math.isfinite(fw.off_at):
+            delay_s = max(0.0, fw.off_at - self.clock())
+            self.worker.call_at(time.monotonic() + delay_s, lambda: self._expire(i))
+
+    def _expire(self, i: int) -> None:
+        if i not in self.dead:
+            self._publish(i, self.firmware[i].expire(self.clock()))
+
+    def _publish(self, i: int, out: list[Publish], force: bool = False) -> None:
+        if i in self.silent_until or (i in self.dead and not force):
+            return
+        client = self.clients[self.conn_of[i]]
+        for p in out:
+            client.publish(p.topic, p.payload, p.qos, p.retain)
+        self.counts["published"] += len(out)
+
+
+def _will(p: Publish) -> Will:
+    return Will(p.topic, p.payload, p.qos, p.retain)

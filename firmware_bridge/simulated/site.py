@@ -1,0 +1,42 @@
+"""The fleet a LastWatt run config describes: the controller's own device table, simulated."""
+
+from __future__ import annotations
+
+from firmware_bridge.simulated.fleet import Dialect, FleetDevice, FleetOptions
+from lastwatt.config import Config
+from lastwatt.model.market import Market
+from lastwatt.rng import streams
+from lastwatt.simulation import device_table
+
+
+def fleet_devices(cfg: Config, dialect: Dialect | None = None,
+                  count: int | None = None) -> list[FleetDevice]:
+    """The run's devices with each business's max draw split over its devices.
+
+    Without ``count`` these are exactly the controller's devices (``devices.map``, else
+    ``per_business`` auto devices); ``dialect`` overrides the map's. With ``count``: that many
+    devices ``sim-00000``.. spread over the businesses (load tests; the controller does not
+    know them).
+    """
+    max_power_w = Market(cfg, streams(cfg.seed)).max_power_w
+    if count is not None:
+        n = cfg.businesses.count
+        per_business = [len(range(b, count, n)) for b in range(n)]
+        return [FleetDevice(f"sim-{i:05d}", dialect or "native", None,
+                            float(max_power_w[i % n] / per_business[i % n]))
+                for i in range(count)]
+    devices, dialects = device_table(cfg, max_power_w)
+    topic = {d.id: d.topic for d in cfg.devices.map}
+    return [FleetDevice(d, dialect or dialects[d], topic.get(d), float(p))  # type: ignore[arg-type]
+            for d, p in zip(devices.ids, devices.max_power_w.tolist(), strict=True)]
+
+
+def fleet_options(cfg: Config, **overrides: object) -> FleetOptions:
+    """Site, profile, noise, seed and the metering interval (in wall seconds) from the config."""
+    options = {
+        "site": cfg.site, "profile": cfg.devices.profile, "noise_sd": cfg.devices.noise_sd,
+        "seed": cfg.seed, "round_s": cfg.time.round_s / cfg.time.speed,
+        "telemetry_s": cfg.time.metering_interval_s / cfg.time.speed,
+    }
+    options.update(overrides)
+    return FleetOptions(**options)  # type: ignore[arg-type]

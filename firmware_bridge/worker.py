@@ -1,0 +1,98 @@
+"""One thread that owns all device state: inbound messages, timers and calls from outside.
+
+The bridge and the simulated fleet both keep their state in a single thread, so nothing
+needs a lock: paho's network threads only enqueue what they receive (``MqttClient.inbound``
+is this worker's queue), timers live in a heap, and the in-process API (``kill``, ``reboot``,
+readings for tests) runs as a call in the same thread. A handler that raises is logged and
+the loop goes on: bad input must never stop it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from lastwatt.transport.mqtt_client import Inbound
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_STOP = object()
+
+
+class Worker:
+    def __init__(self, on_message: Callable[[Inbound], None], name: str) -> None:
+        self.on_message = on_message
+        self.name = name
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self.errors = 0
+
+    def call_at(self, monotonic_s: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at ``monotonic_s`` (worker thread only)."""
+        heapq.heappush(self._timers, (monotonic_s, next(self._seq), fn))
+
+    def post(self, fn: Callable[[], Any]) -> Future:
+        """Run ``fn`` in the worker thread soon; the future holds its result."""
+        fut: Future = Future()
+        self.queue.put((fn, fut))
+        return fut
+
+    def call(self, fn: Callable[[], T], timeout_s: float = 10.0) -> T:
+        """Run ``fn`` in the worker thread and wait for its result."""
+        return self.post(fn).result(timeout_s)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.queue.put(_STOP)
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            try:
+                item = self.queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                return
+            if item is not None:
+                self._handle(item)
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, fn = heapq.heappop(self._timers)
+                self._guard(fn)
+
+    def _handle(self, item: Any) -> None:
+        if isinstance(item, Inbound):
+            self._guard(lambda: self.on_message(item))
+            return
+        fn, fut = item
+        try:
+            fut.set_result(fn())
+        except Exception as err:  # handed to the caller; logged too, a post may have none
+            self.errors += 1
+            log.exception("%s: call failed", self.name)
+            fut.set_exception(err)
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:  # a bug in one handler must not stop the others
+            self.errors += 1
+            log.exception("%s: handler failed", self.name)

@@ -1,0 +1,82 @@
+"""Step 7: rewards, slashing and optional inflation, per business and per token of stake.
+
+- revenue_i = max(R_i, 0) * revenue_per_result;
+- a selected business with R_i > 0 pays ``reward_share`` of its revenue to its stakers, pro
+  rata to stake; optional inflation (Livepeer's per-round minting) goes to the same stakers,
+  pro rata to stake;
+- ``slash_fraction`` of the stake is burned when the business was selected and R_i <= 0, or
+  was not selected and ``slash_unselected`` (an unavailable business, whose device is offline,
+  only when ``slash_unavailable``);
+- a round with no business pool settles nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessSettlement:
+    revenue_tokens: np.ndarray  # (N,)
+    reward_tokens: np.ndarray  # (N,) revenue share paid to stakers
+    minted_tokens: np.ndarray  # (N,) inflation paid to stakers
+    credit_per_token: np.ndarray  # (N,) reward + minted per bonded token
+    slash_per_token: np.ndarray  # (N,) share of bonded stake burned
+
+
+def settle_businesses(
+    result: np.ndarray,
+    stake_tokens: np.ndarray,
+    selected: np.ndarray,
+    available: np.ndarray,
+    *,
+    settled: bool,
+    revenue_per_result: float,
+    reward_share: float,
+    slash_fraction: float,
+    slash_unselected: bool,
+    slash_unavailable: bool,
+    minted_tokens: float = 0.0,
+) -> BusinessSettlement:
+    revenue = np.maximum(result, 0.0) * revenue_per_result
+    zeros = np.zeros_like(revenue)
+    if not settled:
+        return BusinessSettlement(revenue, zeros, zeros.copy(), zeros.copy(), zeros.copy())
+    rewarded = selected & (result > 0) & (stake_tokens > 0)
+    reward = np.where(rewarded, reward_share * revenue, 0.0)
+    rewarded_stake = stake_tokens[rewarded].sum()
+    minted = (
+        np.where(rewarded, minted_tokens * stake_tokens / rewarded_stake, 0.0)
+        if rewarded_stake > 0
+        else zeros.copy()
+    )
+    credit = np.divide(reward + minted, stake_tokens, out=zeros.copy(), where=rewarded)
+    punished = selected & (result <= 0)
+    if slash_unselected:
+        punished |= ~selected & (available | slash_unavailable)
+    slash = np.where(punished, slash_fraction, 0.0)
+    return BusinessSettlement(revenue, reward, minted, credit, slash)
+
+
+@dataclass(slots=True)
+class Inflation:
+    """Livepeer-style per-round inflation steered toward a target bonding rate.
+
+    After every settled round the rate moves by ``change`` up when the bonded share of the
+    supply is below target, down otherwise (never below 0). The market only creates one when
+    ``mechanism.inflation_rate > 0``.
+    """
+
+    rate: float
+    target_bonding_rate: float
+    change: float
+
+    def mint(self, token_supply: float) -> float:
+        return self.rate * token_supply
+
+    def steer(self, bonded_tokens: float, token_supply: float) -> None:
+        bonding_rate = bonded_tokens / token_supply if token_supply > 0 else 0.0
+        step = self.change if bonding_rate < self.target_bonding_rate else -self.change
+        self.rate = max(self.rate + step, 0.0)

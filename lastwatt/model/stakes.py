@@ -1,0 +1,80 @@
+"""From decisions to bonded stake: abstaining, switching with an unbonding delay, splitting.
+
+A staker bonds all its tokens, split equally over its ``k`` chosen businesses, unless it
+abstains this round or its stake is unbonding (Livepeer's unbonding period: after a switch the
+stake sits idle, earning and risking nothing, for ``unbonding_rounds`` rounds). Choices are laid
+out slots-first, ``(k, S)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class Bonds:
+    """Per-staker bonding state."""
+
+    choice: np.ndarray  # (k, S) intp: business of each slot (meaningful where has_choice)
+    has_choice: np.ndarray  # (S,) bool: bonded at least once
+    unbond_left: np.ndarray  # (S,) int32: idle rounds still to sit out after this one
+
+    @classmethod
+    def empty(cls, n_stakers: int, k: int) -> Bonds:
+        return cls(
+            choice=np.zeros((k, n_stakers), dtype=np.intp),
+            has_choice=np.zeros(n_stakers, dtype=bool),
+            unbond_left=np.zeros(n_stakers, dtype=np.int32),
+        )
+
+    def idle(self) -> np.ndarray:
+        """Start a round: stakers still unbonding cannot decide or bond."""
+        idle = self.unbond_left > 0
+        np.subtract(self.unbond_left, 1, out=self.unbond_left, where=idle)
+        return idle
+
+    def apply(
+        self, new_choice: np.ndarray, deciding: np.ndarray, unbonding_rounds: int
+    ) -> np.ndarray:
+        """Take ``new_choice`` (k, S) for the deciding stakers; return who is bonded this round.
+
+        A switch (another set of businesses than before) with ``unbonding_rounds = u > 0``
+        leaves the stake idle this round and the next ``u - 1``.
+        """
+        bonded = deciding.copy()
+        if unbonding_rounds > 0:
+            changed = np.any(np.sort(new_choice, axis=0) != np.sort(self.choice, axis=0), axis=0)
+            switching = deciding & self.has_choice & changed
+            self.unbond_left[switching] = unbonding_rounds - 1
+            bonded &= ~switching
+        np.copyto(self.choice, new_choice, where=deciding)
+        self.has_choice |= deciding
+        return bonded
+
+
+def bonded_stake_per_business(
+    choice: np.ndarray, staker_stake_tokens: np.ndarray, n_businesses: int
+) -> np.ndarray:
+    """Stake (N,) bonded to each business; each staker's stake is split equally over its slots."""
+    k = choice.shape[0]
+    if k == 1:
+        return np.bincount(choice[0], weights=staker_stake_tokens, minlength=n_businesses)
+    weights = np.tile(staker_stake_tokens / k, k)
+    return np.bincount(choice.ravel(), weights=weights, minlength=n_businesses)
+
+
+def gains_and_losses(
+    credit_per_token: np.ndarray,
+    slash_per_token: np.ndarray,
+    choice: np.ndarray,
+    staker_stake_tokens: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens (S,) each staker gains and loses from per-token rates (N,) over its slots."""
+    k = choice.shape[0]
+    if k == 1:  # a business is credited or slashed, never both: one gather, split by sign
+        delta = staker_stake_tokens * (credit_per_token - slash_per_token)[choice[0]]
+        return np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
+    share = staker_stake_tokens / k
+    return credit_per_token[choice].sum(axis=0) * share, slash_per_token[choice].sum(axis=0) * share

@@ -1,0 +1,133 @@
+"""docker-compose.yml checked without an engine: the Compose specification's schema, mounted
+files, the commands it runs, the variables it needs, and the .env generator."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def _compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if re.match(r"^[A-Z0-9_]+=", line))
+
+
+def test_compose_file_is_valid_against_the_compose_specification_schema():
+    # check-jsonschema ships the compose-spec schema (vendor.compose-spec) and keeps it current
+    exe = shutil.which("check-jsonschema")
+    assert exe, "pip install check-jsonschema (a test dependency)"
+    done = subprocess.run([exe, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_schema_check_rejects_a_broken_compose_file(tmp_path):
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text("services:\n  web:\n    image: nginx\n"
+                      "    depends_on: {db: {condition: soon}}\n")
+    exe = shutil.which("check-jsonschema")
+    assert exe
+    done = subprocess.run([exe, "--builtin-schema", "vendor.compose-spec", str(broken)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+
+
+def _bind_sources(service: dict) -> list[str]:
+    sources = []
+    for v in service.get("volumes", []):
+        src = v.split(":")[0] if isinstance(v, str) else v.get("source", "")
+        if src.startswith((".", "/")):
+            sources.append(src)
+    return sources
+
+
+def test_every_mounted_file_exists_in_the_repository():
+    missing = [f"{name}: {src}" for name, svc in _compose()["services"].items()
+               for src in _bind_sources(svc) if not (ROOT / src).exists()]
+    assert not missing, "mounted but absent: " + ", ".join(missing)
+
+
+def test_every_config_file_a_command_names_is_in_the_mounted_config_folder():
+    for name, svc in _compose()["services"].items():
+        for arg in svc.get("command", []) if isinstance(svc.get("command"), list) else []:
+            if arg.startswith("/config/"):
+                assert (ROOT / "deploy/compose" / arg.removeprefix("/config/")).is_file(), name
+
+
+def test_every_lastwatt_command_is_a_console_script_the_package_installs():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    from lastwatt.cli import app
+    subcommands = {c.name or c.callback.__name__ for c in app.registered_commands}
+    built = {n: s for n, s in _compose()["services"].items() if s.get("image") == "lastwatt:local"}
+    assert set(built) == {"controller", "bridge", "devices"}
+    for name, svc in built.items():
+        cmd = svc["command"]
+        assert cmd[0] in scripts, f"{name} runs {cmd[0]}, not a console script"
+        if cmd[0] == "lastwatt":
+            assert cmd[1] in subcommands, f"{name} runs `lastwatt {cmd[1]}`: no such command"
+
+
+def test_every_variable_the_compose_file_uses_is_in_env_example():
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", COMPOSE.read_text()))
+    assert used, "the compose file takes its settings from .env"
+    assert used <= set(_env_example()), used - set(_env_example())
+
+
+def test_env_example_holds_no_usable_secret():
+    for key, value in _env_example().items():
+        if re.search(r"PASSWORD|TOKEN|SECRET", key):
+            assert value == "", f"{key} must be empty in .env.example"
+
+
+def test_secrets_have_no_default_and_grafana_allows_no_anonymous_access():
+    text = COMPOSE.read_text()
+    for key in _env_example():
+        if re.search(r"PASSWORD|TOKEN", key):
+            assert re.findall(rf"\$\{{{key}(.*?)\}}", text), key
+            assert all(s.startswith(":?") for s in re.findall(rf"\$\{{{key}(.*?)\}}", text)), key
+    grafana = _compose()["services"]["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_services_wait_for_healthy_dependencies_and_keep_data_in_named_volumes():
+    compose = _compose()
+    services = compose["services"]
+    for name in ("mosquitto", "influxdb", "grafana"):
+        assert "healthcheck" in services[name], name
+    assert services["controller"]["depends_on"]["influxdb"]["condition"] == "service_healthy"
+    assert services["controller"]["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+    named = set(compose["volumes"])
+    for svc in services.values():
+        for v in svc.get("volumes", []):
+            src = v.split(":")[0]
+            assert src.startswith(".") or src in named, src
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_gen_env_fills_every_secret_with_fresh_random_values():
+    def generate() -> dict[str, str]:
+        out = subprocess.run(["sh", str(ROOT / "scripts/gen-env.sh")], capture_output=True,
+                             text=True, check=True, timeout=30).stdout
+        return dict(line.split("=", 1) for line in out.splitlines())
+
+    first, second = generate(), generate()
+    assert set(first) == set(_env_example())
+    for key, value in first.items():
+        if _env_example()[key] == "":
+            assert re.fullmatch(r"[0-9a-f]{64}", value), key
+            assert value != second[key]
+        else:
+            assert value == _env_example()[key]

@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from lastwatt.setpoints import device_quotas_wh, make_setpoints
+
+
+def test_business_energy_splits_over_its_online_devices_by_max_draw():
+    q = device_quotas_wh(np.array([900.0, 100.0]), np.array([0, 0, 1]),
+                         np.array([2000.0, 1000.0, 500.0]), np.array([True, True, True]))
+    assert q == pytest.approx([600.0, 300.0, 100.0])
+
+
+def test_offline_device_gets_nothing_and_its_share_goes_to_the_others():
+    q = device_quotas_wh(np.array([900.0]), np.array([0, 0]), np.array([2000.0, 1000.0]),
+                         np.array([False, True]))
+    assert q == pytest.approx([0.0, 900.0])
+
+
+def test_setpoint_power_is_the_quota_spread_over_the_round():
+    (sp,) = make_setpoints(7, ["d"], np.array([500.0]), round_s=1800, valid_until=99.0)
+    assert (sp.round, sp.on, sp.power_w, sp.quota_wh, sp.valid_until) == (7, True, 1000.0,
+                                                                          500.0, 99.0)
+
+
+def test_compressed_time_shrinks_the_device_quota_not_the_power():
+    (sp,) = make_setpoints(0, ["d"], np.array([3600.0]), 3600, 1.0, energy_scale=60.0)
+    assert sp.power_w == pytest.approx(3600.0) and sp.quota_wh == pytest.approx(60.0)
+
+
+def test_zero_quota_means_off():
+    (sp,) = make_setpoints(0, ["d"], np.array([0.0]), 3600, 1.0)
+    assert not sp.on
