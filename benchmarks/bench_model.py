@@ -65,15 +65,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--only", choices=sorted(SCALES), help="run one scale only")
+    parser.add_argument("--consider", type=int, help="override the consideration set size")
     args = parser.parse_args()
-    print(f"{'scale':>9} {'I':>4} {'consider':>8} {'setup s':>8} {'plan ms':>8} "
-          f"{'settle ms':>9} {'rounds/s':>9} {'eff.':>6}")
+    print(
+        f"{'scale':>9} {'I':>4} {'consider':>8} {'setup s':>8} {'plan ms':>8} "
+        f"{'settle ms':>9} {'rounds/s':>9} {'eff.':>6}"
+    )
     for name, (s, n, i, c) in SCALES.items():
         if args.only and name != args.only:
             continue
+        c = c if args.consider is None else args.consider
         r = bench(s, n, i, c, args.rounds)
-        print(f"{name:>9} {i:>4} {c or 'all':>8} {r['setup_s']:8.2f} {r['plan_ms']:8.2f} "
-              f"{r['settle_ms']:9.2f} {r['rounds_per_s']:9.1f} {r['efficiency']:6.3f}")
+        print(
+            f"{name:>9} {i:>4} {c or 'all':>8} {r['setup_s']:8.2f} {r['plan_ms']:8.2f} "
+            f"{r['settle_ms']:9.2f} {r['rounds_per_s']:9.1f} {r['efficiency']:6.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from lastwatt.config import Config, DeviceEntry
 from lastwatt.config_base import Section
@@ -31,14 +31,12 @@ class TasmotaOptions(Section):
         "0 disables, 1..9 mean 10 (firmware rule); omitted: leave the device's own setting",
     )
 
-    @model_validator(mode="after")
-    def _placeholders(self) -> TasmotaOptions:
-        ft = self.full_topic
+    @field_validator("full_topic")
+    @classmethod
+    def _placeholders(cls, ft: str) -> str:
         if "%prefix%" not in ft or "%topic%" not in ft or not ft.endswith("/"):
-            raise ValueError(
-                f"full_topic {ft!r} must contain %prefix% and %topic% and end with '/'"
-            )
-        return self
+            raise ValueError("must contain %prefix% and %topic% and end with '/'")
+        return ft
 
 
 class ShellyOptions(Section):

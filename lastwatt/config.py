@@ -51,7 +51,7 @@ class PopulationConfig(Section):
         description="population mix: policy -> share (shares sum to 1)",
     )
     abstain_probability: float = Field(0.05, ge=0, le=1)
-    rating_noise_sd: float = Field(2.0, ge=0, description="personal noise on the true quality")
+    rating_noise_sd: float = Field(4.0, ge=0, description="personal noise on the true quality")
     epsilon: float = Field(0.1, ge=0, le=1, description="epsilon_greedy exploration rate")
     temperature: float = Field(1.0, gt=0, description="softmax temperature (quality points)")
     learning_rate: float = Field(0.3, gt=0, le=1, description="belief update weight of news")

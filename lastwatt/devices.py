@@ -89,18 +89,18 @@ class DeviceModel:
         """Integrate the draw since the last call, enforce quota and failsafe, read the meter."""
         last, self.last_ts = self.last_ts, now_ts
         if self.on and last is not None and now_ts > last:
-            end_ts = min(now_ts, self.valid_until)
+            valid_until = self.valid_until
             p = self.draw_w(last)
-            e = p * max(end_ts - last, 0.0) / 3600.0
+            e = p * (min(now_ts, valid_until) - last) / 3600.0 if last < valid_until else 0.0
             left = self.quota_wh - self.round_energy_wh
             if e >= left - 1e-9:  # float dust must not cost a whole interval
-                e = max(left, 0.0)
+                e = left if left > 0 else 0.0
                 self.switch(False)
             else:
                 self.power_w = p
             self.energy_wh += e
             self.round_energy_wh += e
-            if now_ts >= self.valid_until:
+            if now_ts >= valid_until:
                 self.switch(False)
         return MeterReading(self.device_id, now_ts, self.energy_wh, self.power_w, self.on)
 

@@ -47,6 +47,10 @@ class Clock:
     def ts(self, sim_s: float | None = None) -> float:
         return self.origin + (self.env.now if sim_s is None else sim_s) / self.speed
 
+    def now_ts(self) -> float:
+        """The present as epoch seconds (the devices' clock; called once per reading)."""
+        return self.origin + self.env.now / self.speed
+
     def lag_s(self) -> float:
         return max(0.0, time.time() - self.ts()) if self.realtime else 0.0
 
@@ -91,12 +95,11 @@ class Engine:
 
     # -- inbound ---------------------------------------------------------------------------
     def on_reading(self, r: MeterReading) -> None:
-        if r.device not in self.book.index:
-            self.transport.rejected["unknown_device"] = (
-                self.transport.rejected.get("unknown_device", 0) + 1
-            )
-            return
-        self.book.ingest(r)
+        try:
+            self.book.ingest(r)
+        except KeyError:
+            rejected = self.transport.rejected
+            rejected["unknown_device"] = rejected.get("unknown_device", 0) + 1
 
     def on_status(self, s: DeviceStatus) -> None:
         i = self.book.index.get(s.device)

@@ -82,7 +82,7 @@ def mock_transport(cfg: Config, env, clock: Clock, devices: Devices,  # noqa: AN
         MockDevice(
             env,
             DeviceModel(d, float(devices.max_power_w[i]), profile, rng, cfg.devices.noise_sd),
-            clock.ts, cfg.time.metering_interval_s, load[:, devices.business[i]],
+            clock.now_ts, cfg.time.metering_interval_s, load[:, devices.business[i]],
         )
         for i, d in enumerate(devices.ids)
     ]

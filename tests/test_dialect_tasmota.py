@@ -1,4 +1,4 @@
-"""Tasmota dialect (bridge side) and simulated Tasmota firmware: payloads as the firmware has them."""
+"""Tasmota dialect (bridge side) and simulated Tasmota firmware, payloads as the firmware sends."""
 
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ def test_dashboard_provider_points_at_the_mounted_dashboard_folder():
 
 def test_committed_dashboards_are_what_the_builder_writes(tmp_path, monkeypatch):
     import importlib.util
-    spec = importlib.util.spec_from_file_location("build_dashboards", GRAFANA / "build_dashboards.py")
+    path = GRAFANA / "build_dashboards.py"
+    spec = importlib.util.spec_from_file_location("build_dashboards", path)
     build = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "build_dashboards", build)  # dataclasses look it up
     spec.loader.exec_module(build)

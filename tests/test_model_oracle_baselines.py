@@ -49,8 +49,10 @@ def test_random_baseline_gives_equal_shares_to_i_random_businesses():
 
 def test_proportional_baseline_follows_last_positive_output():
     last = np.array([300.0, -50.0, 100.0, 0.0])
-    e = proportional_allocation(20.0, CAP, last)  # 3:1 -> 15 / 5, no cap binds
-    np.testing.assert_allclose(e, [15.0, 0.0, 5.0, 0.0])
+    e = proportional_allocation(8.0, CAP, last)  # 3:1 -> 6 / 2, no cap binds
+    np.testing.assert_allclose(e, [6.0, 0.0, 2.0, 0.0])
+    e = proportional_allocation(20.0, CAP, last)  # 15 / 5, but 10 caps: its 5 go to the other
+    np.testing.assert_allclose(e, [10.0, 0.0, 10.0, 0.0])
 
 
 def test_proportional_baseline_splits_equally_without_positive_output():

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PER_DEVICE_MAX = 200  # auto mode: one connection per device up to this many devices
 DEVICES_PER_CONNECTION = 1000  # auto mode beyond that
+FLUSH_TIMEOUT_S = 10.0  # stop(): wait this long for the goodbyes to be acknowledged
 
 Dialect = Literal["native", "tasmota", "shelly"]
 FIRMWARE: dict[str, type[Firmware]] = {
@@ -142,12 +143,19 @@ class Fleet:
 
     def stop(self) -> None:
         """Leave cleanly: every live device says offline (its Will's payload), then disconnect."""
-        def goodbye() -> None:
+        def goodbye() -> list:
+            last = {}
             for i, fw in enumerate(self.firmware):
-                if i not in self.dead:
-                    self._publish(i, [fw.will()])
+                if i not in self.dead and i not in self.silent_until:
+                    p = fw.will()
+                    last[self.conn_of[i]] = self.clients[self.conn_of[i]].publish(
+                        p.topic, p.payload, p.qos, p.retain)
+                    self.counts["published"] += 1
+            self.dead.update(range(len(self.firmware)))  # nothing more after the goodbyes
+            return list(last.values())
         try:
-            self.worker.call(goodbye)
+            for info in self.worker.call(goodbye):
+                info.wait_for_publish(FLUSH_TIMEOUT_S)  # QoS 1 in order: the last one is enough
         finally:
             for c in self.clients:
                 c.stop()

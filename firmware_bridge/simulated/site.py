@@ -33,10 +33,11 @@ def fleet_devices(cfg: Config, dialect: Dialect | None = None,
 
 def fleet_options(cfg: Config, **overrides: object) -> FleetOptions:
     """Site, profile, noise, seed and the metering interval (in wall seconds) from the config."""
+    speed = cfg.time.speed if cfg.time.realtime else 1.0  # devices live in wall time
     options = {
         "site": cfg.site, "profile": cfg.devices.profile, "noise_sd": cfg.devices.noise_sd,
-        "seed": cfg.seed, "round_s": cfg.time.round_s / cfg.time.speed,
-        "telemetry_s": cfg.time.metering_interval_s / cfg.time.speed,
+        "seed": cfg.seed, "round_s": cfg.time.round_s / speed,
+        "telemetry_s": cfg.time.metering_interval_s / speed,
     }
     options.update(overrides)
     return FleetOptions(**options)  # type: ignore[arg-type]

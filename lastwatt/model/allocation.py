@@ -1,9 +1,9 @@
 """Step 5: share the business pool pro rata to weights, capped, with water-filling.
 
-Each business gets ``level * weight_i`` capped at ``cap_i``; the level is raised until the pool
-is used or every weighted business is capped. What cannot be placed goes back to the reserve.
-The same routine serves the mechanism (weights = stake) and the baselines (weights = 1 or
-last output).
+Each business gets its pro-rata share of what is left; those whose share reaches their cap get
+the cap and drop out, and the rest is re-shared among the others until no cap binds. What cannot
+be placed goes back to the reserve. The same routine serves the mechanism (weights = stake) and
+the baselines (weights = 1 or last output).
 """
 
 from __future__ import annotations
@@ -12,30 +12,24 @@ import numpy as np
 
 
 def water_fill(pool_wh: float, weight: np.ndarray, cap_wh: np.ndarray) -> tuple[np.ndarray, float]:
-    """Return ``(energy_wh (N,), unplaced_wh)``.
+    """Return ``(energy_wh (N,), unplaced_wh)``; zero weights get nothing.
 
-    Closed form instead of iterating: sort by ``cap_i / weight_i`` (the level at which i caps);
-    the first business in that order whose cap is not reached by an even share of what the
-    cheaper-capping ones leave fixes the level. Zero weights get nothing.
+    At most one pass per business that caps (a handful in practice); shares are computed as
+    ``weight_i / sum`` so that stakes many orders of magnitude apart cannot overflow.
     """
     weight = np.asarray(weight, dtype=float)
     cap_wh = np.asarray(cap_wh, dtype=float)
     energy_wh = np.zeros_like(weight)
-    idx = np.flatnonzero(weight > 0)
-    if pool_wh <= 0 or idx.size == 0:
-        return energy_wh, max(float(pool_wh), 0.0)
-    w = weight[idx]
-    c = cap_wh[idx]
-    order = np.argsort(c / w, kind="stable")
-    w, c, idx = w[order], c[order], idx[order]
-    capped_before = np.concatenate(([0.0], np.cumsum(c)[:-1]))  # caps of all ahead of j
-    weight_from = np.cumsum(w[::-1])[::-1]  # weight of j and all after it
-    level = (pool_wh - capped_before) / weight_from
-    fits = level <= c / w  # j is not capped at the level its remainder implies
-    if not fits.any():
-        energy_wh[idx] = c
-        return energy_wh, float(pool_wh - c.sum())
-    j = int(np.argmax(fits))
-    energy_wh[idx[:j]] = c[:j]
-    energy_wh[idx[j:]] = np.minimum(level[j] * w[j:], c[j:])  # min: float rounding only
-    return energy_wh, 0.0
+    open_idx = np.flatnonzero(weight > 0)
+    left_wh = max(float(pool_wh), 0.0)
+    while left_wh > 0 and open_idx.size:
+        w = weight[open_idx]
+        share = left_wh * (w / w.sum())
+        capped = share >= cap_wh[open_idx]
+        if not capped.any():
+            energy_wh[open_idx] = share
+            return energy_wh, 0.0
+        energy_wh[open_idx[capped]] = cap_wh[open_idx[capped]]
+        left_wh = max(left_wh - float(cap_wh[open_idx[capped]].sum()), 0.0)
+        open_idx = open_idx[~capped]
+    return energy_wh, left_wh

@@ -40,13 +40,15 @@ class MockDevice:
             self._wake.succeed()
 
     def _run(self):  # noqa: ANN202 - a SimPy process
-        model, timeout, interval = self.model, self.env.timeout, self.interval_s
+        # the body first runs when the environment does, after start() wired self.report
+        model, timeout, interval, now_ts = self.model, self.env.timeout, self.interval_s, self.now_ts
+        report, advance = self.report, model.advance
         while True:
             if not model.on:
                 self._wake = self.env.event()
                 yield self._wake
             yield timeout(interval)
-            self.report(model.advance(self.now_ts()))
+            report(advance(now_ts()))
 
 
 class MemoryTransport:

@@ -91,6 +91,15 @@ class MqttTransport:
     def start(self, on_reading: OnReading, on_status: OnStatus) -> None:
         self._on_reading, self._on_status = on_reading, on_status
         self.client.start()
+        self._settle()
+
+    def _settle(self, quiet_s: float = 0.1, max_s: float = 1.0) -> None:
+        """Let the retained statuses arrive, so the first round knows who is online."""
+        deadline = time.monotonic() + max_s
+        seen = -1
+        while time.monotonic() < deadline and (n := self.client.inbound.qsize()) != seen:
+            seen = n
+            time.sleep(quiet_s)
 
     def publish_round(self, info: RoundInfo) -> None:
         payload = encode(info)

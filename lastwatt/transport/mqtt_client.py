@@ -74,6 +74,7 @@ class MqttClient:
         self.subscriptions = list(subscriptions)
         self.inbound: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # SUBACK of this connection's subscriptions
         self.connects = 0  # successful CONNACKs; > 1 means we reconnected
         self.last_connect_monotonic_s = 0.0
         self._on_connect_hook = on_connect
@@ -106,6 +107,7 @@ class MqttClient:
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
+        c.on_subscribe = self._handle_subscribe
         return c
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -122,7 +124,15 @@ class MqttClient:
         except ValueError as err:
             raise BrokerError("--mqtt", f"cannot connect to {self._url()}: {err}") from None
         self._client.loop_start()
-        if not self.connected.wait(self.cfg.connect_timeout_s):
+        deadline = time.monotonic() + self.cfg.connect_timeout_s
+        # a refusal (bad credentials, not authorised) is final: report it without waiting
+        while not self.connected.wait(0.05) and self._last_refusal is None:
+            if time.monotonic() > deadline:
+                break
+        # retained messages (statuses, setpoints) follow the SUBACK: wait for it, too
+        if self.subscriptions and self.connected.is_set():
+            self.subscribed.wait(max(deadline - time.monotonic(), 0.0))
+        if not self.connected.is_set():
             self._client.loop_stop()
             reason = self._last_refusal or "no answer"
             fix = (
@@ -153,11 +163,14 @@ class MqttClient:
 
     def publish(
         self, topic: str, payload: bytes, qos: int | None = None, retain: bool = False
-    ) -> None:
-        """Queue a publish; QoS > 0 messages survive a disconnect and go out on reconnect."""
+    ) -> paho.MQTTMessageInfo:
+        """Queue a publish; QoS > 0 messages survive a disconnect and go out on reconnect.
+
+        The returned info's ``wait_for_publish()`` lets a caller flush before ``stop()``."""
         info = self._client.publish(topic, payload, self.cfg.qos if qos is None else qos, retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             log.warning("publish to %s failed: %s", topic, paho.error_string(info.rc))
+        return info
 
     def get_nowait(self) -> Inbound | None:
         try:
@@ -173,6 +186,7 @@ class MqttClient:
             log.warning("broker %s refused %s: %s", self._url(), self.client_id, reason)
             return
         if self.subscriptions:
+            self.subscribed.clear()
             client.subscribe([(t, self.cfg.qos) for t in self.subscriptions])
         self.connects += 1
         self.last_connect_monotonic_s = time.monotonic()
@@ -188,6 +202,12 @@ class MqttClient:
         if reason.is_failure:
             log.warning("%s lost %s: %s; reconnecting with backoff", self.client_id, self._url(),
                         reason)
+
+    def _handle_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:  # e.g. an ACL: the broker says no per topic filter, the connection lives
+            log.warning("%s: subscription refused: %s", self.client_id, ", ".join(refused))
+        self.subscribed.set()
 
     def _handle_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
         # mosquitto refuses non-UTF-8 topics, but a broker that does not must not stop us

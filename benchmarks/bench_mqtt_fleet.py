@@ -1,0 +1,175 @@
+"""10k simulated devices at 1 Hz through mosquitto: ingest rate, loss, command latency.
+
+    python benchmarks/bench_mqtt_fleet.py [--count 10000] [--dialect native] [--seconds 20]
+
+Starts its own mosquitto on a free port (or uses --mqtt URL), runs the fleet in a child
+process (one process carries all devices), and in this process: one subscriber that counts
+every message, and a probe that sends one command per ``--cmd-interval-s`` to a fresh device
+and waits for that device's acknowledgement (native: its meter reading; Tasmota:
+``stat/<t>/RESULT``; Shelly: the RPC answer). Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lastwatt.messages import Setpoint, encode
+from lastwatt.transport import topics
+
+SITE = "bench"
+
+
+def run_fleet(url: str, count: int, dialect: str, connections: int | None, ready, done,
+              result) -> None:
+    from firmware_bridge.simulated.fleet import Fleet, FleetDevice, FleetOptions
+
+    devices = [FleetDevice(f"d{i:05d}", dialect, None, 1000.0) for i in range(count)]
+    t0 = time.perf_counter()
+    fleet = Fleet(url, devices, FleetOptions(site=SITE, telemetry_s=1.0,
+                                             connections=connections)).start()
+    ready.put(time.perf_counter() - t0)
+    done.wait()
+    counts = fleet.worker.call(lambda: dict(fleet.counts))
+    fleet.stop()
+    counts["published"] = fleet.counts["published"]  # including the goodbyes sent by stop()
+    result.put(counts)
+
+
+def ack_topic(dialect: str, dev: str) -> str:
+    return {"native": topics.meter_topic(SITE, dev), "tasmota": f"stat/{dev}/RESULT",
+            "shelly": "bench/rpc"}[dialect]
+
+
+def is_command(topic: str) -> bool:
+    return (topic.endswith("/set") or topic.startswith("cmnd/")
+            or (topic.endswith("/rpc") and topic != "bench/rpc"))
+
+
+def command(dialect: str, dev: str, rid: int) -> tuple[str, bytes]:
+    if dialect == "native":
+        sp = Setpoint(dev, 0, True, 1000.0, 1e6, time.time() + 3600)
+        return topics.set_topic(SITE, dev), encode(sp)
+    if dialect == "tasmota":
+        return f"cmnd/{dev}/POWER", b"ON"
+    frame = {"id": rid, "src": "bench", "method": "Switch.Set", "params": {"id": 0, "on": True}}
+    return f"{dev}/rpc", json.dumps(frame).encode()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=10_000)
+    ap.add_argument("--dialect", default="native", choices=["native", "tasmota", "shelly"])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--warmup-s", type=float, default=5.0)
+    ap.add_argument("--connections", type=int, default=None)
+    ap.add_argument("--cmd-interval-s", type=float, default=0.05)
+    ap.add_argument("--mqtt", default=None)
+    args = ap.parse_args()
+
+    server = None
+    if args.mqtt is None:
+        from tests.servers import mosquitto_server
+        server = mosquitto_server(Path(tempfile.mkdtemp()),
+                                  "max_queued_messages 1000000\n").start()
+        url, port = f"mqtt://127.0.0.1:{server.port}", server.port
+    else:
+        url, port = args.mqtt, int(args.mqtt.rsplit(":", 1)[1])
+
+    lock = threading.Lock()
+    received = {"n": 0, "window": 0}
+    pending: dict[str, float] = {}  # ack key -> monotonic send time
+    latencies: list[float] = []
+    measuring = threading.Event()
+
+    def on_message(client, userdata, msg) -> None:
+        now = time.monotonic()
+        if is_command(msg.topic):
+            return  # our own commands: not the fleet's traffic
+        with lock:
+            received["n"] += 1
+            if measuring.is_set():
+                received["window"] += 1
+            key = msg.topic
+            if args.dialect == "shelly" and msg.topic == "bench/rpc":
+                key = f"rpc:{json.loads(msg.payload)['id']}"
+            elif args.dialect == "native" and b'"on":true' not in msg.payload:
+                return
+            sent = pending.pop(key, None)
+        if sent is not None:
+            latencies.append(now - sent)
+
+    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-sub")
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("#", 1)
+    sub.loop_start()
+    time.sleep(0.5)
+
+    ctx = mp.get_context("spawn")
+    ready, result, done = ctx.Queue(), ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=run_fleet, args=(url, args.count, args.dialect, args.connections,
+                                                ready, done, result))
+    child.start()
+    startup_s = ready.get(timeout=600)
+    time.sleep(args.warmup_s)
+
+    measuring.set()
+    t0 = time.monotonic()
+    rid, sent_cmds = 0, 0
+    while time.monotonic() - t0 < args.seconds:
+        dev = f"d{rid % args.count:05d}"
+        rid += 1
+        topic, payload = command(args.dialect, dev, rid)
+        key = f"rpc:{rid}" if args.dialect == "shelly" else ack_topic(args.dialect, dev)
+        with lock:
+            pending[key] = time.monotonic()
+        sub.publish(topic, payload, 1, False)
+        sent_cmds += 1
+        time.sleep(args.cmd_interval_s)
+    window_s = time.monotonic() - t0
+    measuring.clear()
+    with lock:
+        in_window = received["window"]
+
+    done.set()
+    counts = result.get(timeout=120)
+    child.join(60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # let the last messages drain
+        with lock:
+            if received["n"] >= counts["published"]:
+                break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    sub.loop_stop()
+    if server is not None:
+        server.stop()
+
+    lat = np.array(latencies) * 1000
+    print(f"devices              {args.count} ({args.dialect}, telemetry 1 Hz)")
+    print(f"fleet startup        {startup_s:.1f} s")
+    print(f"ingested             {in_window / window_s:,.0f} messages/s over {window_s:.1f} s")
+    print(f"published by fleet   {counts['published']:,}")
+    print(f"received             {received['n']:,}")
+    print(f"loss                 {counts['published'] - received['n']:,} messages")
+    print(f"late telemetry ticks {counts.get('late_ticks', 0):,}")
+    if len(lat):
+        print(f"command -> ack       n={len(lat)}/{sent_cmds} p50={np.percentile(lat, 50):.1f} ms "
+              f"p99={np.percentile(lat, 99):.1f} ms max={lat.max():.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""``lastwatt-bridge --config FILE`` (also ``python -m firmware_bridge``): run the bridge."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from firmware_bridge.bridge import Bridge
+from firmware_bridge.config import load_bridge_config
+from lastwatt.errors import InputError
+from lastwatt.transport.mqtt_config import parse_broker_url
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+STATS_EVERY_S = 60.0
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option(help="bridge TOML (see examples/bridge.toml)")],
+    mqtt: Annotated[str | None, typer.Option(help="broker mqtt://host:port; else mqtt.url")]
+    = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Translate LastWatt's native topics to and from Tasmota / Shelly Gen2 devices."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    cfg = load_bridge_config(config)
+    if mqtt is not None:
+        parse_broker_url(mqtt)
+    bridge = Bridge(cfg, mqtt).start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.info("bridge up: %d vendor devices on site %s", len(bridge.devices), cfg.site)
+    next_stats = time.monotonic() + STATS_EVERY_S
+    while not stop.wait(1.0):
+        if time.monotonic() >= next_stats:
+            next_stats += STATS_EVERY_S
+            logging.info("counts %s rejected %s", dict(bridge.counts), dict(bridge.rejected))
+    bridge.stop()
+
+
+def main() -> None:
+    try:
+        app()
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""``lastwatt devices``: a fleet of simulated relays / plugs against a real broker.
+
+The lead registers :func:`devices` in ``lastwatt/cli.py`` (``app.command()(devices)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from firmware_bridge.simulated.site import fleet_devices, fleet_options
+from lastwatt.config import load_config
+from lastwatt.errors import InputError
+from lastwatt.transport.mqtt_config import parse_broker_url
+
+STATS_EVERY_S = 10.0
+DIALECTS = ("native", "tasmota", "shelly")
+
+
+def devices(
+    mqtt: Annotated[str, typer.Option(help="broker URL mqtt://host:port")],
+    config: Annotated[Path | None, typer.Option(help="LastWatt TOML; default scenario if omitted")]
+    = None,
+    dialect: Annotated[str | None, typer.Option(help="native, tasmota or shelly (all devices)")]
+    = None,
+    count: Annotated[int | None, typer.Option(help="N load-test devices sim-00000..")] = None,
+    telemetry_s: Annotated[float | None, typer.Option(help="report period, wall seconds")] = None,
+    latency_s: Annotated[float, typer.Option(help="command latency, seconds")] = 0.0,
+    connections: Annotated[int | None, typer.Option(help="0: one per device; N: shared")] = None,
+) -> None:
+    """Run simulated device firmware until Ctrl-C (see docs/devices.md)."""
+    from firmware_bridge.simulated.fleet import Fleet  # paho threads only when asked for
+
+    if dialect is not None and dialect not in DIALECTS:
+        raise InputError("--dialect", f"{dialect!r} is not a dialect", "use native, tasmota or "
+                         "shelly")
+    for name, value in (("count", count), ("telemetry-s", telemetry_s)):
+        if value is not None and value <= 0:
+            raise InputError(f"--{name}", f"must be > 0, got {value}")
+    if latency_s < 0 or (connections is not None and connections < 0):
+        raise InputError("--latency-s/--connections", "must be >= 0")
+    parse_broker_url(mqtt)
+    cfg = load_config(config)
+    overrides: dict[str, object] = {"latency_s": latency_s, "connections": connections}
+    if telemetry_s is not None:
+        overrides["telemetry_s"] = telemetry_s
+    fleet = Fleet(mqtt, fleet_devices(cfg, dialect, count), fleet_options(cfg, **overrides),
+                  cfg.mqtt).start()  # type: ignore[arg-type]
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log = logging.getLogger("lastwatt.devices")
+    log.warning("%d simulated devices up on %s", len(fleet.firmware), mqtt)
+    next_stats = time.monotonic() + STATS_EVERY_S
+    while not stop.wait(0.5):
+        if time.monotonic() >= next_stats:
+            next_stats += STATS_EVERY_S
+            log.warning("counts %s rejected %s", dict(fleet.counts), dict(fleet.rejected))
+    fleet.stop()

@@ -1,0 +1,100 @@
+"""The example broker config (deploy/mosquitto): no anonymous clients, each device fenced in."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lastwatt.messages import MeterReading, Setpoint, decode, encode
+from lastwatt.transport import topics
+from lastwatt.transport.mqtt_client import BrokerError, MqttClient
+from lastwatt.transport.mqtt_config import MqttConfig
+from tests.mqtt_helpers import SITE, Controller, collect, device_client, url_of
+from tests.servers import mosquitto_server, require_binary
+
+pytestmark = pytest.mark.integration
+
+DEPLOY = Path(__file__).parents[1] / "deploy" / "mosquitto"
+USERS = {"lastwatt-controller": "ctl-pw", "d1": "d1-pw", "d2": "d2-pw"}
+# the harness writes its own listener and persistence lines; paths point into the test dir
+HARNESS_OWNED = ("listener", "persistence", "password_file", "acl_file", "cafile", "certfile",
+                 "keyfile", "user")
+
+
+@pytest.fixture()
+def secured(tmp_path):
+    passwd = tmp_path / "passwd"
+    tool = require_binary("mosquitto_passwd")
+    passwd.touch()
+    for user, pw in USERS.items():
+        subprocess.run([tool, "-b", str(passwd), user, pw], check=True, capture_output=True)
+    conf = [
+        line for line in (DEPLOY / "mosquitto.conf").read_text().splitlines()
+        if not line.split(" ", 1)[0].lstrip("#").startswith(HARNESS_OWNED)
+    ]
+    conf += [f"password_file {passwd}", f"acl_file {DEPLOY / 'acl'}"]
+    srv = mosquitto_server(tmp_path, "\n".join(conf) + "\n").start()
+    yield srv
+    srv.stop()
+
+
+def _cfg(tmp_path: Path, user: str | None, pw: str | None = None) -> MqttConfig:
+    if user is None:
+        return MqttConfig(connect_timeout_s=2, password_env="LASTWATT_TEST_NO_SUCH_VAR")
+    pw_file = tmp_path / f"{user}.pw"
+    pw_file.write_text((pw or USERS[user]) + "\n")
+    return MqttConfig(username=user, password_file=pw_file, connect_timeout_s=5,
+                      reconnect_min_delay_s=0.1, reconnect_max_delay_s=0.5)
+
+
+def test_anonymous_connection_is_refused(secured, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("LASTWATT_MQTT_USERNAME", raising=False)
+    with pytest.raises(BrokerError, match=r"cannot connect.*[Nn]ot authori[sz]ed"):
+        MqttClient(url_of(secured), _cfg(tmp_path, None), "anon").start()
+
+
+def test_wrong_password_is_refused_with_a_hint_at_the_credentials(secured, tmp_path) -> None:
+    with pytest.raises(BrokerError, match=r"check mqtt\.username"):
+        MqttClient(url_of(secured), _cfg(tmp_path, "d1", "guess"), "d1").start()
+
+
+def test_device_cannot_publish_to_another_devices_topics(secured, tmp_path) -> None:
+    url = url_of(secured)
+    ctl = Controller(url, ["d1", "d2"], _cfg(tmp_path, "lastwatt-controller")).start()
+    d1 = device_client(url, "d1", _cfg(tmp_path, "d1")).start()
+    try:
+        forged = MeterReading("d2", 1.0, 1e6, 0.0, False)
+        d1.publish(topics.meter_topic(SITE, "d2"), encode(forged))
+        d1.publish(topics.status_topic(SITE, "d2"), b'{"v":1,"device":"d2","online":false}')
+        own = MeterReading("d1", 2.0, 5.0, 1.0, True)  # sent last: when it is in, so are those
+        d1.publish(topics.meter_topic(SITE, "d1"), encode(own))
+        ctl.drain_until(lambda: bool(ctl.readings))
+        time.sleep(0.2)
+        ctl.transport.drain()
+        assert ctl.readings == [own]
+        assert ctl.statuses == []
+    finally:
+        d1.stop()
+        ctl.transport.close()
+
+
+def test_device_reads_only_its_own_setpoint(secured, tmp_path) -> None:
+    url = url_of(secured)
+    ctl = Controller(url, ["d1", "d2"], _cfg(tmp_path, "lastwatt-controller")).start()
+    d1 = device_client(url, "d1", _cfg(tmp_path, "d1"))
+    d1.subscriptions.append(topics.set_topic(SITE, "d2"))  # tries to eavesdrop
+    d1.start()
+    try:
+        ctl.transport.send_setpoint(Setpoint("d2", 0, True, 1.0, 1.0, 2e9))
+        ctl.transport.send_setpoint(Setpoint("d1", 0, True, 2.0, 2.0, 2e9))
+        got = collect(d1, 1)
+        time.sleep(0.5)  # the controller's reassertion may repeat d1's setpoint: fine
+        while (more := d1.get_nowait()) is not None:
+            got.append(more)
+        assert {decode(Setpoint, m.payload).device for m in got} == {"d1"}
+    finally:
+        d1.stop()
+        ctl.transport.close()
