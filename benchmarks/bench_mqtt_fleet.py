@@ -32,20 +32,47 @@ from lastwatt.transport import topics
 SITE = "bench"
 
 
-def run_fleet(url: str, count: int, dialect: str, connections: int | None, ready, done,
-              result) -> None:
+def run_fleet(url: str, count: int, dialect: str, connections: int | None, qos: int | None,
+              ready, done, result) -> None:
     from firmware_bridge.simulated.fleet import Fleet, FleetDevice, FleetOptions
 
     devices = [FleetDevice(f"d{i:05d}", dialect, None, 1000.0) for i in range(count)]
     t0 = time.perf_counter()
-    fleet = Fleet(url, devices, FleetOptions(site=SITE, telemetry_s=1.0,
-                                             connections=connections)).start()
+    fleet = Fleet(url, devices, FleetOptions(site=SITE, telemetry_s=1.0, connections=connections,
+                                             telemetry_qos=qos)).start()
     ready.put(time.perf_counter() - t0)
     done.wait()
     counts = fleet.worker.call(lambda: dict(fleet.counts))
     fleet.stop()
     counts["published"] = fleet.counts["published"]  # including the goodbyes sent by stop()
     result.put(counts)
+
+
+def count_all(port: int, ready, measuring, stop, result) -> None:
+    """Its own process: counts every message from the fleet (and those in the window)."""
+    counts = {"n": 0, "window": 0}
+
+    def on_message(client, userdata, msg) -> None:
+        if not is_command(msg.topic):
+            counts["n"] += 1
+            if measuring.is_set():
+                counts["window"] += 1
+
+    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-count")
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("#", 1)
+    sub.loop_start()
+    time.sleep(0.5)
+    ready.set()
+    stop.wait()
+    last, stable_since = -1, time.monotonic()
+    while time.monotonic() - stable_since < 2.0:  # drained: no new message for 2 s
+        if counts["n"] != last:
+            last, stable_since = counts["n"], time.monotonic()
+        time.sleep(0.1)
+    sub.loop_stop()
+    result.put(dict(counts))
 
 
 def ack_topic(dialect: str, dev: str) -> str:
@@ -75,8 +102,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup-s", type=float, default=5.0)
     ap.add_argument("--connections", type=int, default=None)
+    ap.add_argument("--telemetry-qos", type=int, default=None, choices=[0, 1],
+                    help="default: as the firmware does (native/Shelly 1, Tasmota 0)")
     ap.add_argument("--cmd-interval-s", type=float, default=0.05)
     ap.add_argument("--mqtt", default=None)
+    ap.add_argument("--probe-devices", type=int, default=500,
+                    help="devices that get commands (each probe command a device turned on)")
     args = ap.parse_args()
 
     server = None
@@ -89,77 +120,72 @@ def main() -> None:
         url, port = args.mqtt, int(args.mqtt.rsplit(":", 1)[1])
 
     lock = threading.Lock()
-    received = {"n": 0, "window": 0}
     pending: dict[str, float] = {}  # ack key -> monotonic send time
     latencies: list[float] = []
-    measuring = threading.Event()
+    probed = [f"d{i:05d}" for i in range(min(args.count, args.probe_devices))]
 
-    def on_message(client, userdata, msg) -> None:
+    def on_ack(client, userdata, msg) -> None:
         now = time.monotonic()
-        if is_command(msg.topic):
-            return  # our own commands: not the fleet's traffic
+        key = msg.topic
+        if args.dialect == "shelly":
+            key = f"rpc:{json.loads(msg.payload)['id']}"
+        elif args.dialect == "native" and b'"on":true' not in msg.payload:
+            return
         with lock:
-            received["n"] += 1
-            if measuring.is_set():
-                received["window"] += 1
-            key = msg.topic
-            if args.dialect == "shelly" and msg.topic == "bench/rpc":
-                key = f"rpc:{json.loads(msg.payload)['id']}"
-            elif args.dialect == "native" and b'"on":true' not in msg.payload:
-                return
             sent = pending.pop(key, None)
         if sent is not None:
             latencies.append(now - sent)
 
-    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-sub")
-    sub.on_message = on_message
-    sub.connect("127.0.0.1", port)
-    sub.subscribe("#", 1)
-    sub.loop_start()
-    time.sleep(0.5)
+    # the latency probe listens only to the probed devices' answers, so a backlog in the
+    # counting subscriber cannot show up as command latency
+    probe = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe")
+    probe.on_message = on_ack
+    probe.connect("127.0.0.1", port)
+    ack_topics = {ack_topic(args.dialect, d) for d in probed}
+    probe.subscribe([(t, 1) for t in ack_topics])
+    probe.loop_start()
 
     ctx = mp.get_context("spawn")
     ready, result, done = ctx.Queue(), ctx.Queue(), ctx.Event()
+    c_ready, c_measuring, c_stop, c_result = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Queue()
+    counter = ctx.Process(target=count_all, args=(port, c_ready, c_measuring, c_stop, c_result))
+    counter.start()
+    c_ready.wait(30)
     child = ctx.Process(target=run_fleet, args=(url, args.count, args.dialect, args.connections,
-                                                ready, done, result))
+                                                args.telemetry_qos, ready, done, result))
     child.start()
     startup_s = ready.get(timeout=600)
     time.sleep(args.warmup_s)
 
-    measuring.set()
+    c_measuring.set()
     t0 = time.monotonic()
     rid, sent_cmds = 0, 0
     while time.monotonic() - t0 < args.seconds:
-        dev = f"d{rid % args.count:05d}"
+        dev = probed[rid % len(probed)]
         rid += 1
         topic, payload = command(args.dialect, dev, rid)
         key = f"rpc:{rid}" if args.dialect == "shelly" else ack_topic(args.dialect, dev)
         with lock:
             pending[key] = time.monotonic()
-        sub.publish(topic, payload, 1, False)
+        probe.publish(topic, payload, 1, False)
         sent_cmds += 1
         time.sleep(args.cmd_interval_s)
     window_s = time.monotonic() - t0
-    measuring.clear()
-    with lock:
-        in_window = received["window"]
-
+    c_measuring.clear()
     done.set()
     counts = result.get(timeout=120)
     child.join(60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # let the last messages drain
-        with lock:
-            if received["n"] >= counts["published"]:
-                break
-        time.sleep(0.2)
-    time.sleep(1.0)
-    sub.loop_stop()
+    c_stop.set()
+    received = c_result.get(timeout=120)
+    counter.join(30)
+    probe.loop_stop()
     if server is not None:
         server.stop()
+    in_window = received["window"]
 
     lat = np.array(latencies) * 1000
-    print(f"devices              {args.count} ({args.dialect}, telemetry 1 Hz)")
+    qos = "firmware default" if args.telemetry_qos is None else args.telemetry_qos
+    print(f"devices              {args.count} ({args.dialect}, telemetry 1 Hz, QoS {qos})")
     print(f"fleet startup        {startup_s:.1f} s")
     print(f"ingested             {in_window / window_s:,.0f} messages/s over {window_s:.1f} s")
     print(f"published by fleet   {counts['published']:,}")

@@ -201,6 +201,11 @@ def sweep(
     console.print(points.to_string(index=False))
 
 
+from lastwatt.cli_devices import devices  # noqa: E402 - registered after the core commands
+
+app.command()(devices)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -140,10 +140,11 @@ class OutputConfig(Section):
 
 
 class Config(Section):
-    seed: int = Field(42, ge=0)
-    rounds: int = Field(8760, ge=1)
-    site: str = Field("village", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    scenario: str = "default"
+    seed: int = Field(42, ge=0, description="seeds every random draw of the run")
+    rounds: int = Field(8760, ge=1, description="rounds to run (8760 hourly rounds = a year)")
+    site: str = Field("village", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                      description="site name: MQTT topic level and InfluxDB tag")
+    scenario: str = Field("default", description="scenario name: run id prefix and tag")
     time: TimeConfig = TimeConfig()
     container: ContainerConfig = ContainerConfig()
     weather: WeatherConfig = WeatherConfig()

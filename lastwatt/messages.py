@@ -10,7 +10,7 @@ mapped onto ``time.start``). The wire format is documented in ``docs/topics.md``
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -91,9 +91,18 @@ class MessageError(ValueError):
         super().__init__(f"{kind}: {detail}")
 
 
+_FIELDS = {cls: tuple(f.name for f in fields(cls))
+           for cls in (Setpoint, MeterReading, DeviceStatus, RoundInfo)}
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def encode(msg: Message) -> bytes:
-    """Compact JSON; the device id travels in the topic, but is kept in the body too."""
-    return json.dumps(asdict(msg), separators=(",", ":"), allow_nan=False).encode()
+    """Compact JSON; the device id travels in the topic, but is kept in the body too.
+
+    Built from the slots directly: ``dataclasses.asdict`` deep-copies and costs ~10x more,
+    and a 10k-device fleet encodes ten thousand readings a second.
+    """
+    return _dumps({f: getattr(msg, f) for f in _FIELDS[type(msg)]}).encode()
 
 
 def decode(cls: type[M], payload: bytes | str) -> M:

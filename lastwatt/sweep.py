@@ -28,7 +28,7 @@ from lastwatt.errors import ConfigError, InputError
 from lastwatt.simulation import RunOutput, run_simulation
 from lastwatt.summary import RESULT_COLUMNS, efficiency_interval
 
-# Paired differences (LastWatt minus a baseline, same seed) get their own intervals.
+# Summarised per grid point; gain_* are paired differences (LastWatt minus a baseline, same seed).
 KEY_METRICS = (
     "eff_lastwatt", "eff_equal_split", "eff_random_i", "eff_proportional",
     "gain_vs_random_i", "gain_vs_equal_split", "turnover_last_quarter", "top_quality_share",
@@ -60,6 +60,9 @@ def parse_params(params: Sequence[str], cfg: Config) -> dict[str, list]:
         if not sep or not name:
             raise InputError(f"--param {item!r}", "expected NAME=v1,v2,...",
                              "e.g. --param businesses.active_set=3,5,8")
+        if name == "seed":
+            raise InputError("--param seed", "the seed is set per repetition",
+                             "set the base seed in the config and the count with --seeds")
         if name in grid:
             raise InputError(f"--param {name}", "given twice", "list all values in one --param")
         values = _split_values(text)

@@ -55,7 +55,12 @@ def test_parse_params_rejects_bad_input_naming_param_and_field(param, named):
 
 def test_parse_params_rejects_a_name_given_twice():
     with pytest.raises(InputError, match="given twice"):
-        parse_params(["seed=1", "seed=2"], Config())
+        parse_params(["rounds=24", "rounds=48"], Config())
+
+
+def test_parse_params_rejects_seed_which_the_repetitions_set():
+    with pytest.raises(InputError, match="--seeds"):
+        parse_params(["seed=1,2"], Config())
 
 
 def test_grid_points_is_the_cartesian_product_in_order():

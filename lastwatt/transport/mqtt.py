@@ -29,7 +29,7 @@ from lastwatt.messages import (
 )
 from lastwatt.transport import topics
 from lastwatt.transport.base import OnReading, OnStatus
-from lastwatt.transport.mqtt_client import MqttClient, Will
+from lastwatt.transport.mqtt_client import Inbound, MqttClient, Will
 from lastwatt.transport.mqtt_config import BrokerAddress, MqttConfig, parse_broker_url
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CONTROLLER_ID = "controller"  # the ``device`` field of the controller's own status message
 UNKNOWN_DEVICE = "unknown_device"
 REJECT_KINDS = (*MessageError.KINDS, UNKNOWN_DEVICE)
+SETTLE_MAX_S = 1.0  # start() waits at most this for the devices' retained statuses
 REASSERT_DELAY_S = 0.2  # after a CONNACK; see MqttTransport._on_connect
 
 
@@ -84,6 +85,7 @@ class MqttTransport:
         self._on_reading: OnReading | None = None
         self._on_status: OnStatus | None = None
         self._timer: threading.Timer | None = None
+        self._pending: list[Inbound] = []  # read by _settle before the first drain
         self._rate_log = RateLimitedLog(log, cfg.log_interval_s)
 
     # --- Transport -----------------------------------------------------------------------
@@ -93,13 +95,20 @@ class MqttTransport:
         self.client.start()
         self._settle()
 
-    def _settle(self, quiet_s: float = 0.1, max_s: float = 1.0) -> None:
-        """Let the retained statuses arrive, so the first round knows who is online."""
+    def _settle(self, max_s: float = SETTLE_MAX_S) -> None:
+        """Hold the first drain until every mapped device's retained status is in (or
+        ``max_s`` passed), so that the first round knows who is online."""
         deadline = time.monotonic() + max_s
-        seen = -1
-        while time.monotonic() < deadline and (n := self.client.inbound.qsize()) != seen:
-            seen = n
-            time.sleep(quiet_s)
+        missing = set(self.devices)
+        while missing and time.monotonic() < deadline:
+            msg = self.client.get_nowait()
+            if msg is None:
+                time.sleep(0.01)
+                continue
+            self._pending.append(msg)
+            parsed = topics.parse_device_topic(self.site, msg.topic)
+            if parsed is not None and parsed[1] == topics.STATUS:
+                missing.discard(parsed[0])
 
     def publish_round(self, info: RoundInfo) -> None:
         payload = encode(info)
@@ -118,6 +127,9 @@ class MqttTransport:
     def drain(self) -> None:
         """Decode and deliver everything received since the last call (engine thread)."""
         assert self._on_reading is not None and self._on_status is not None, "start() first"
+        pending, self._pending = self._pending, []
+        for msg in pending:
+            self._dispatch(msg.topic, msg.payload)
         while (msg := self.client.get_nowait()) is not None:
             self._dispatch(msg.topic, msg.payload)
 
