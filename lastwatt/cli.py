@@ -188,7 +188,7 @@ def sweep(
         "runs/sweep.csv"),
 ) -> None:
     """Grid x Monte Carlo seeds, in parallel processes or on a Dask cluster."""
-    from lastwatt.sweep import parse_params, run_sweep, write_table
+    from lastwatt.sweep import parse_params, points_table, run_sweep, write_table
 
     _positive("seeds", seeds)
     _positive("workers", workers)
@@ -198,7 +198,7 @@ def sweep(
     runs, points = run_sweep(cfg, grid, seeds=seeds, workers=workers, dask_address=dask)
     for path in write_table(runs, points, out):
         console.print(f"table: {path}")
-    console.print(points.to_string(index=False))
+    console.print(points_table(points, list(grid)))
 
 
 from lastwatt.cli_devices import devices  # noqa: E402 - registered after the core commands

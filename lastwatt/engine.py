@@ -117,7 +117,7 @@ class Engine:
         round_s = self.cfg.time.round_s
         for _ in range(self.cfg.rounds):
             k, production_wh = yield self.weather.get()
-            t0 = self.env.now
+            t0 = k * round_s  # the schedule, not env.now: a settle grace must not drift it
             lag = self.clock.lag_s()
             self.max_lag_s = max(self.max_lag_s, lag)
             if lag > LAG_WARN_S:
@@ -125,7 +125,7 @@ class Engine:
             plan = self.market.plan(k, float(self.split.business_pool_wh[k]), round_s,
                                     self._available())
             self._send_plan(k, plan, production_wh, t0)
-            yield from self._meter_round(t0 + round_s)
+            yield from self._meter_round(t0 + round_s, last=k == self.cfg.rounds - 1)
             self.transport.drain()
             metered_wh = np.bincount(
                 self.devices.business, weights=self.book.round_wh,
@@ -162,18 +162,25 @@ class Engine:
         for sp in sps:
             self.transport.send_setpoint(sp)
 
-    def _meter_round(self, t_end: float):  # noqa: ANN202 - SimPy sub-process
-        """Wait out the round; with an external transport, enforce quotas every interval."""
+    def _meter_round(self, t_end: float, last: bool):  # noqa: ANN202 - SimPy sub-process
+        """Wait out the round; with an external transport, enforce quotas every interval.
+
+        After the last round every device is switched off: nothing may draw unmetered.
+        """
         env = self.env
         if not self.ticking:
             yield env.timeout(t_end - env.now)
             yield env.timeout(0)  # let the devices' readings at t_end land first
+            if last:
+                self._switch_off(self.quota_wh > 0)
             return
         interval = self.cfg.time.metering_interval_s
         while env.now < t_end - 1e-9:
             yield env.timeout(min(interval, t_end - env.now))
             self.transport.drain()
             self._enforce_quotas()
+        if last:
+            self._switch_off(~self.switched_off & (self.quota_wh > 0))
         if self.settle_grace_s > 0:
             yield env.timeout(self.settle_grace_s * self.clock.speed)
 
@@ -181,11 +188,13 @@ class Engine:
         over = (self.book.round_wh >= self.quota_wh) & (self.quota_wh > 0) & ~self.switched_off
         if not over.any():
             return
-        self.switched_off |= over
-        idx = np.flatnonzero(over)
-        end_ts = self.clock.ts()
+        self._switch_off(over)
+
+    def _switch_off(self, mask: np.ndarray) -> None:
+        self.switched_off |= mask
+        idx = np.flatnonzero(mask)
         for sp in make_setpoints(self.round, [self.devices.ids[i] for i in idx],
-                                 np.zeros(len(idx)), self.cfg.time.round_s, end_ts):
+                                 np.zeros(len(idx)), self.cfg.time.round_s, self.clock.ts()):
             self.transport.send_setpoint(sp)
 
     def _result(self, k: int, t0: float, plan: Plan, out: Outcome, metered_wh: np.ndarray,
@@ -231,6 +240,9 @@ class Engine:
 
     def run(self) -> None:
         self.transport.start(self.on_reading, self.on_status)
+        if isinstance(self.env, simpy.rt.RealtimeEnvironment):
+            self.env.sync()  # connecting is not lag: the wall clock starts now
+            self.clock.origin = time.time()
         self.env.process(self.weather_process())
         done = self.env.process(self.rounds_process())
         self.env.run(until=done)

@@ -101,11 +101,28 @@ def _periods(run: RunTables) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(_time(run.rounds, run.daily).unique())
 
 
+def _step(run: RunTables) -> pd.Timedelta:
+    return pd.Timedelta(days=1) if run.daily else pd.Timedelta(seconds=_round_s(run))
+
+
+def _to_end(df: pd.DataFrame, run: RunTables) -> pd.DataFrame:
+    """Repeat the last period at its end, so step plots draw the last period too."""
+    last = df.iloc[[-1]].copy()
+    last.index = last.index + _step(run)
+    return pd.concat([df, last])
+
+
+def _date_ticks(ax: Axes) -> None:
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
 def _time_axis(ax: Axes, run: RunTables, legend: bool = True) -> None:
     """Same time span on every figure (night-only tails included); legend outside the data."""
     t = _periods(run)
-    step = pd.Timedelta(days=1) if run.daily else pd.Timedelta(seconds=_round_s(run))
-    ax.set_xlim(t[0], t[-1] + step)
+    ax.set_xlim(t[0], t[-1] + _step(run))
+    _date_ticks(ax)
     ax.set_xlabel(f"time (UTC), per {run.period}")
     ax.grid(alpha=0.3)
     if legend:
@@ -124,6 +141,7 @@ def energy_split(run: RunTables, path: Path) -> Path:
                 "unserved households": "unserved_household_wh"}
     agg = _by_period(run.rounds, run.daily, [*cols.values(), *unserved.values(),
                                              "production_wh"]) / 1000.0
+    agg = _to_end(agg, run)
     fig = Figure(figsize=(11, 5))
     ax = fig.subplots()
     colors = ["#4c72b0", "#55a868", "#8c8c8c", "#dd8452"]
@@ -155,7 +173,7 @@ def stake_share(run: RunTables, path: Path) -> Path:
     b = run.businesses
     stake = _by_period(b, run.daily, ["stake_tokens"], "mean", key="business")["stake_tokens"]
     share = stake.unstack("business").fillna(0.0)
-    share = share.div(share.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+    share = _to_end(share.div(share.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0), run)
     order = _business_order(run)
     shown = [n for n in order.index if n in share.columns]
     if len(shown) > MAX_BUSINESS_ROWS - 1:
@@ -203,7 +221,7 @@ def selected_set(run: RunTables, path: Path) -> Path:
     step = (x1 - x0) / max(len(t) - 1, 1) or 1 / 24
     ax.imshow(image, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0, vmax=1,
               extent=(x0, x1 + step, len(rows) - 0.5, -0.5))
-    ax.xaxis_date()
+    _date_ticks(ax)
     labels = [f"{n}  p̄={order.loc[n, 'performance']:+.1f}" for n in rows]
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     what = "share of daytime rounds selected" if run.daily else "selected (black)"
@@ -218,6 +236,7 @@ def efficiency(run: RunTables, path: Path) -> Path:
     agg = _by_period(run.rounds, run.daily, cols)
     if not run.daily:  # per-round ratios are noisy: a 6-round rolling sum
         agg = agg.rolling(6, min_periods=1).sum()
+    agg = _to_end(agg, run)
     oracle = agg["oracle_result"].where(agg["oracle_result"] > 0)
     total_oracle = float(run.rounds["oracle_result"].sum())
     fig = Figure(figsize=(11, 5))

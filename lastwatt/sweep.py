@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError, InputError
@@ -207,6 +208,23 @@ def run_sweep(cfg: Config, grid: dict[str, list], seeds: int, workers: int | Non
     rows = map_runs(run_row, tasks, workers, dask_address, label="runs")
     runs = pd.DataFrame(rows)
     return runs, summarise_points(runs, list(grid))
+
+
+def points_table(points: pd.DataFrame, names: Sequence[str]) -> Table:
+    """The grid points for the terminal: key metrics as mean ± 95 % half-width."""
+    shown = {"eff_lastwatt": "LastWatt eff.", "gain_vs_random_i": "- random I",
+             "gain_vs_equal_split": "- equal split", "top_quality_share": "top-I share",
+             "turnover_last_quarter": "turnover"}
+    table = Table(title="grid points: mean ± 95 % half-width over seeds")
+    for name in names:
+        table.add_column(name.rsplit(".", 1)[-1])
+    for col in ["runs", *shown.values()]:
+        table.add_column(col, justify="right")
+    for p in points.to_dict("records"):  # not iterrows: it casts ints to float
+        cells = [str(p[n]) for n in names] + [str(p["runs"])]
+        cells += [f"{p[m]:.3f} ± {(p[f'{m}_hi'] - p[f'{m}_lo']) / 2:.3f}" for m in shown]
+        table.add_row(*cells)
+    return table
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:

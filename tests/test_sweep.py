@@ -11,7 +11,7 @@ import pytest
 
 from lastwatt.config import Config
 from lastwatt.errors import InputError
-from lastwatt.sweep import grid_points, parse_params, run_sweep, write_table
+from lastwatt.sweep import grid_points, parse_params, points_table, run_sweep, write_table
 
 # Two days of hourly rounds with a small village: seconds per run, daytime rounds included.
 TINY = Config().with_overrides(**{"rounds": 48, "population.households": 40,
@@ -157,3 +157,9 @@ def test_cli_sweep_bad_param_is_one_line_and_exit_code_2():
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--param businesses.nope" in lines[0]
+
+
+def test_points_table_shows_one_row_per_grid_point(local_sweep):
+    grid, (_, points) = local_sweep
+    table = points_table(points, list(grid))
+    assert table.row_count == 2 and table.columns[0].header == "slash_fraction"

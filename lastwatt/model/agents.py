@@ -16,7 +16,8 @@ import numpy as np
 from lastwatt.errors import ConfigError
 from lastwatt.model.beliefs import PublicBeliefs
 
-MAX_RATING_CELLS = 50_000_000  # stakers x candidates held in memory (float32 + intp each)
+MAX_RATING_CELLS = 50_000_000  # stakers x candidates held in memory (16 bytes each)
+SMALL_BLOCK = 4_096  # stakers: below it one numpy call per step beats per-row passes
 
 
 def assign_policies(shares: dict[str, float], n_stakers: int) -> list[tuple[str, slice]]:
@@ -34,6 +35,8 @@ def greedy(values: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` best candidates of each staker, (k, S)."""
     if k > 1:
         return np.argpartition(-values, k - 1, axis=0)[:k]
+    if values.shape[1] <= SMALL_BLOCK:
+        return values.argmax(axis=0)[None, :]
     best = values[0].copy()
     row = np.zeros(values.shape[1], dtype=np.int64)
     for j in range(1, values.shape[0]):  # a pass per candidate beats argmax(axis=0) here
@@ -43,34 +46,46 @@ def greedy(values: np.ndarray, k: int) -> np.ndarray:
     return row[None, :]
 
 
+def cumulative_rows(weights: np.ndarray) -> np.ndarray:
+    """Running sums down the candidate axis of ``weights`` (c, S), in place."""
+    if weights.shape[1] <= SMALL_BLOCK:
+        return np.cumsum(weights, axis=0, out=weights)
+    for j in range(1, weights.shape[0]):  # per-row passes: cumsum(axis=0) is slow when S is large
+        np.add(weights[j - 1], weights[j], out=weights[j])
+    return weights
+
+
+def draw_rows(cumulative: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Inverse CDF: each staker's first candidate whose running weight exceeds ``u * total``."""
+    target = uniform * cumulative[-1]
+    return (cumulative[:-1] <= target).sum(axis=0)  # the last candidate takes whatever is left
+
+
 def sample(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """``k`` distinct candidates per staker, each drawn with probability proportional to
     ``weights`` (c, S) among those not drawn yet (inverse CDF, one uniform per staker and draw).
     ``weights`` is consumed."""
-    n_cand, n_stakers = weights.shape
+    n_stakers = weights.shape[1]
     rows = np.empty((k, n_stakers), dtype=np.int64)
     cum = np.empty_like(weights)
     for draw in range(k):
-        # per-row passes: cumsum(axis=0) is several times slower on this layout
-        cum[0] = weights[0]
-        for j in range(1, n_cand):
-            np.add(cum[j - 1], weights[j], out=cum[j])
-        target = rng.random(n_stakers, dtype=np.float32) * cum[-1]
-        row = np.zeros(n_stakers, dtype=np.int64)
-        for j in range(n_cand - 1):  # the last candidate takes whatever is left
-            row += cum[j] <= target
-        rows[draw] = row
+        np.copyto(cum, weights)
+        rows[draw] = draw_rows(cumulative_rows(cum), rng.random(n_stakers, dtype=np.float32))
         if draw < k - 1:
-            weights[row, np.arange(n_stakers)] = 0.0
+            weights[rows[draw], np.arange(n_stakers)] = 0.0
     return rows
+
+
+def logit_weights(values: np.ndarray, temperature: float, out: np.ndarray) -> np.ndarray:
+    """exp((value - the staker's best value) / temperature) into ``out`` (c, S)."""
+    np.subtract(values, values.max(axis=0), out=out)
+    out *= np.float32(1.0 / temperature)
+    return np.exp(out, out=out)
 
 
 def softmax(values: np.ndarray, k: int, temperature: float, rng: np.random.Generator) -> np.ndarray:
     """Logit choice: P(candidate) proportional to exp(value / temperature)."""
-    weights = values - values.max(axis=0)
-    weights *= np.float32(1.0 / temperature)
-    np.exp(weights, out=weights)
-    return sample(weights, k, rng)
+    return sample(logit_weights(values, temperature, np.empty_like(values)), k, rng)
 
 
 def random_rows(n_candidates: int, n_stakers: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -92,8 +107,11 @@ class Consideration:
     """Per-staker candidate businesses, persistent personal rating noise, cached values.
 
     The values ``(c, S)`` are kept up to date incrementally: only businesses whose public
-    beliefs changed (those just observed) are recomputed, through an index from business to
-    its cells. The cache is recomputed from the formula, never accumulated, so it cannot drift.
+    beliefs changed (those just observed) are recomputed. The cache is recomputed from the
+    formula, never accumulated, so it cannot drift. When every staker considers every business,
+    candidate j is business j and the whole cache is one broadcast; otherwise an index from
+    business to its cells, with the noise stored in the same business-major order, makes a
+    refresh read contiguous runs and write only the cells that change.
     """
 
     def __init__(
@@ -105,8 +123,8 @@ class Consideration:
         rng: np.random.Generator,
         beliefs: PublicBeliefs,
     ) -> None:
-        all_businesses = size == 0 or size >= n_businesses
-        width = n_businesses if all_businesses else size
+        self.all_businesses = size == 0 or size >= n_businesses
+        width = n_businesses if self.all_businesses else size
         if n_stakers * width > MAX_RATING_CELLS:
             raise ConfigError(
                 "population.consideration_set",
@@ -116,17 +134,19 @@ class Consideration:
         self.n_stakers = n_stakers
         # drawn with replacement: at size << N a duplicate is rare and only narrows that set
         self.business = (
-            np.repeat(np.arange(n_businesses, dtype=np.intp)[:, None], n_stakers, axis=1)
-            if all_businesses
-            else rng.integers(0, n_businesses, size=(width, n_stakers), dtype=np.intp)
+            np.repeat(np.arange(n_businesses, dtype=np.int32)[:, None], n_stakers, axis=1)
+            if self.all_businesses
+            else rng.integers(0, n_businesses, size=(width, n_stakers), dtype=np.int32)
         )
         self.noise = rng.standard_normal((width, n_stakers), dtype=np.float32)
         self.noise *= np.float32(rating_noise_sd)
-        flat = self.business.ravel()
-        self._cells_by_business = np.argsort(flat, kind="stable")
-        self._cell_start = np.searchsorted(
-            flat[self._cells_by_business], np.arange(n_businesses + 1)
-        )
+        if not self.all_businesses:
+            flat = self.business.ravel()
+            self._cells_by_business = np.argsort(flat, kind="stable").astype(np.int32)
+            self._cell_start = np.searchsorted(
+                flat[self._cells_by_business], np.arange(n_businesses + 1)
+            )
+            self._noise_by_business = self.noise.ravel()[self._cells_by_business]
         self.value = np.empty_like(self.noise)
         self.refresh(beliefs, np.arange(n_businesses))
 
@@ -134,15 +154,26 @@ class Consideration:
         """Recompute the cached values of every cell that holds one of ``businesses``."""
         if len(businesses) == 0:
             return
-        starts, stops = self._cell_start[businesses], self._cell_start[np.asarray(businesses) + 1]
-        lengths = stops - starts
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        # in memory order: the scattered cells of ~I businesses then stream instead of thrash
-        cells = np.sort(self._cells_by_business[np.repeat(starts, lengths) + offsets])
-        bus = self.business.ravel()[cells]
         base = beliefs.base().astype(np.float32)
         decay = beliefs.decay.astype(np.float32)
-        self.value.ravel()[cells] = base[bus] + decay[bus] * self.noise.ravel()[cells]
+        if self.all_businesses:  # unchanged businesses recompute to the same values
+            np.multiply(decay[:, None], self.noise, out=self.value)
+            self.value += base[:, None]
+            return
+        businesses = np.asarray(businesses)
+        starts, stops = self._cell_start[businesses], self._cell_start[businesses + 1]
+        lengths = stops - starts
+        n_cells = int(lengths.sum())
+        if 4 * n_cells > self.value.size:  # most cells change: one pass in memory order
+            np.take(decay, self.business, out=self.value)
+            self.value *= self.noise
+            self.value += np.take(base, self.business)
+            return
+        runs = np.arange(n_cells) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        value = np.repeat(decay[businesses], lengths)
+        value *= self._noise_by_business[runs]
+        value += np.repeat(base[businesses], lengths)
+        self.value.ravel()[self._cells_by_business[runs]] = value
 
     def values(self, block: slice) -> np.ndarray:
         """Values ``(c, S_block)`` of the block's stakers (a view: do not modify)."""
@@ -150,5 +181,6 @@ class Consideration:
 
     def to_business(self, block: slice, rows: np.ndarray) -> np.ndarray:
         """Business indices ``(k, S_block)`` for candidate ``rows`` of the block's stakers."""
-        cols = np.arange(block.start, block.stop)
-        return self.business[rows, cols]
+        if self.all_businesses:
+            return rows
+        return np.take_along_axis(self.business[:, block], rows, axis=0)

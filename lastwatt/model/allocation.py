@@ -18,18 +18,20 @@ def water_fill(pool_wh: float, weight: np.ndarray, cap_wh: np.ndarray) -> tuple[
     ``weight_i / sum`` so that stakes many orders of magnitude apart cannot overflow.
     """
     weight = np.asarray(weight, dtype=float)
-    cap_wh = np.asarray(cap_wh, dtype=float)
-    energy_wh = np.zeros_like(weight)
-    open_idx = np.flatnonzero(weight > 0)
+    energy_wh = np.zeros(weight.shape)
     left_wh = max(float(pool_wh), 0.0)
+    if left_wh == 0:
+        return energy_wh, 0.0
+    cap_wh = np.asarray(cap_wh, dtype=float)
+    open_idx = np.flatnonzero(weight > 0)
     while left_wh > 0 and open_idx.size:
-        w = weight[open_idx]
+        w, cap = weight[open_idx], cap_wh[open_idx]
         share = left_wh * (w / w.sum())
-        capped = share >= cap_wh[open_idx]
+        capped = share >= cap
         if not capped.any():
             energy_wh[open_idx] = share
             return energy_wh, 0.0
-        energy_wh[open_idx[capped]] = cap_wh[open_idx[capped]]
-        left_wh = max(left_wh - float(cap_wh[open_idx[capped]].sum()), 0.0)
+        energy_wh[open_idx[capped]] = cap[capped]
+        left_wh = max(left_wh - float(cap[capped].sum()), 0.0)
         open_idx = open_idx[~capped]
     return energy_wh, left_wh

@@ -20,6 +20,8 @@ def _available(n: int, available: np.ndarray | None) -> np.ndarray:
 def equal_allocation(
     pool_wh: float, cap_wh: np.ndarray, available: np.ndarray | None = None
 ) -> np.ndarray:
+    if pool_wh <= 0:
+        return np.zeros(len(cap_wh))
     weight = _available(len(cap_wh), available).astype(float)
     return water_fill(pool_wh, weight, cap_wh)[0]
 
@@ -34,6 +36,8 @@ def random_allocation(
     """Draws from ``rng`` every call (also when the pool is empty) to keep the stream aligned."""
     candidates = np.flatnonzero(_available(len(cap_wh), available))
     chosen = rng.permutation(candidates)[:count]
+    if pool_wh <= 0:
+        return np.zeros(len(cap_wh))
     weight = np.zeros(len(cap_wh))
     weight[chosen] = 1.0
     return water_fill(pool_wh, weight, cap_wh)[0]
@@ -45,6 +49,8 @@ def proportional_allocation(
     last_result: np.ndarray,
     available: np.ndarray | None = None,
 ) -> np.ndarray:
+    if pool_wh <= 0:
+        return np.zeros(len(cap_wh))
     mask = _available(len(cap_wh), available)
     weight = np.where(mask, np.maximum(last_result, 0.0), 0.0)
     if not np.any(weight > 0):

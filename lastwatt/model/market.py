@@ -7,6 +7,7 @@ public beliefs and computes the oracle, the baselines and the round metrics.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,20 +19,14 @@ from lastwatt.model import agents
 from lastwatt.model.allocation import water_fill
 from lastwatt.model.baselines import equal_allocation, proportional_allocation, random_allocation
 from lastwatt.model.beliefs import PublicBeliefs
-from lastwatt.model.metrics import block_sums, gini, turnover
+from lastwatt.model.decisions import Decisions
+from lastwatt.model.metrics import BlockSums, gini, turnover
 from lastwatt.model.oracle import oracle_allocation
 from lastwatt.model.performance import community_result, draw_performance
-from lastwatt.model.selection import select_active_set, selected_mask
+from lastwatt.model.selection import select_active_set
 from lastwatt.model.settlement import Inflation, settle_businesses
 from lastwatt.model.stakes import Bonds, bonded_stake_per_business, gains_and_losses
 from lastwatt.rng import Streams
-
-CHUNK_STAKERS = 32_768  # decide in cache-sized pieces: the (c, chunk) temporaries stay in L2
-
-
-def _chunks(block: slice) -> list[slice]:
-    starts = range(block.start, block.stop, CHUNK_STAKERS)
-    return [slice(s, min(s + CHUNK_STAKERS, block.stop)) for s in starts]
 
 
 @dataclass(slots=True)
@@ -44,7 +39,7 @@ class Plan:
     unplaced_wh: float  # pool the caps could not place: back to the reserve
     participation: float  # share of stakers with bonded stake
     business_pool_wh: float
-    cap_wh: np.ndarray  # (N,) max_power_w * round_s / 3600
+    cap_wh: np.ndarray  # (N,) max_power_w * round_s / 3600 (read-only)
     available: np.ndarray  # (N,) bool
 
 
@@ -59,12 +54,13 @@ class Outcome:
     policy: dict[str, np.ndarray]  # keys lastwatt.result.POLICY_FIELDS, each (P,)
 
 
-@dataclass(slots=True)
-class _StakerRound:
-    """Per-staker facts of the planned round that settle needs."""
+@dataclass(frozen=True, slots=True)
+class _Holdings:
+    """Metrics of the token holdings; they change only in settled rounds, so they are cached."""
 
-    abstain: np.ndarray
-    stake_tokens: np.ndarray  # (S,) bonded stake, 0 for abstaining / unbonding stakers
+    supply_tokens: float
+    gini: float
+    per_policy_tokens: np.ndarray
 
 
 class Market:
@@ -92,6 +88,9 @@ class Market:
 
         self._blocks = agents.assign_policies(dict(pop.policies), pop.households)
         self.policy_names = [name for name, _ in self._blocks]
+        blocks = [b for _, b in self._blocks]
+        self._block_sums = BlockSums(blocks)
+        self._stakers_per_policy = np.array([b.stop - b.start for b in blocks], dtype=float)
         self._beliefs = PublicBeliefs(self.quality, pop.learning_rate)
         self._consideration = agents.Consideration(
             pop.households,
@@ -101,6 +100,7 @@ class Market:
             streams.market,
             self._beliefs,
         )
+        self._decisions = Decisions(pop, self._blocks, self._consideration, self._k)
         self._bonds = Bonds.empty(pop.households, self._k)
         self._wealth = np.full(pop.households, pop.tokens_per_household)
         self._rewards = np.zeros(pop.households)
@@ -112,41 +112,32 @@ class Market:
             if mech.inflation_rate > 0
             else None
         )
-        self._herd_target: np.ndarray | None = None
         self._last_result = np.zeros(biz.count)  # published R of the last settled round
-        self._previous_selected: np.ndarray | None = None
+        self._previous_selected: list[int] | None = None
         self._plan: Plan | None = None
-        self._staker_round: _StakerRound | None = None
+        # per-round buffers and caches: plan() fills them, the following settle() reads them
+        self._abstain = np.zeros(pop.households, dtype=bool)
+        self._staker_stake = np.zeros(pop.households)  # 0 for abstaining / unbonding stakers
+        self._sort_work = np.empty(pop.households)
+        self._holdings: _Holdings | None = None
+        self._cap_wh = np.zeros(biz.count)
+        self._cap_round_s = math.nan
 
-    # ---- step 3: decisions -------------------------------------------------------------
-    def _decide(self) -> np.ndarray:
-        """Every staker's wish for this round, (k, S) business indices."""
-        pop, rng, k = self._pop, self._streams.market, self._k
-        consider = self._consideration
-        wish = np.empty((k, self.n_stakers), dtype=np.intp)
-        for name, block in self._blocks:
-            if name == "loyal":
-                wish[:, block] = self._bonds.choice[:, block]
-                first = ~self._bonds.has_choice[block]
-                if first.any():  # first decision: greedy on its own beliefs, then never again
-                    rows = agents.greedy(consider.values(block), k)
-                    np.copyto(wish[:, block], consider.to_business(block, rows), where=first)
-                continue
-            if name == "herding" and self._herd_target is not None:
-                wish[:, block] = self._herd_target[:, None]
-                continue
-            for part in _chunks(block):
-                values = consider.values(part)
-                if name == "softmax":
-                    rows = agents.softmax(values, k, pop.temperature, rng)
-                elif name == "epsilon_greedy":
-                    rows = agents.epsilon_greedy(values, k, pop.epsilon, rng)
-                elif name == "random":
-                    rows = agents.random_rows(values.shape[0], values.shape[1], k, rng)
-                else:  # greedy, and herding before any stake exists
-                    rows = agents.greedy(values, k)
-                wish[:, part] = consider.to_business(part, rows)
-        return wish
+    def _caps(self, round_s: float) -> np.ndarray:
+        if round_s != self._cap_round_s:  # the engine's round length never changes: compute once
+            self._cap_wh = self.max_power_w * (round_s / 3600.0)
+            self._cap_wh.flags.writeable = False
+            self._cap_round_s = round_s
+        return self._cap_wh
+
+    def _holding_metrics(self) -> _Holdings:
+        if self._holdings is None:
+            self._holdings = _Holdings(
+                float(self._wealth.sum()),
+                gini(self._wealth, self._sort_work),
+                self._block_sums(self._wealth),
+            )
+        return self._holdings
 
     # ---- steps 3-5 -----------------------------------------------------------------------
     def plan(
@@ -156,34 +147,44 @@ class Market:
         round_s: float,
         available: np.ndarray | None = None,
     ) -> Plan:
-        n = self.n_businesses
-        if not np.isfinite(business_pool_wh) or business_pool_wh < 0:
+        n, n_stakers = self.n_businesses, self.n_stakers
+        try:
+            pool_wh = float(business_pool_wh)
+        except (TypeError, ValueError):
+            pool_wh = math.nan
+        if not math.isfinite(pool_wh) or pool_wh < 0:
             raise InputError("business_pool_wh", f"must be finite and >= 0, got {business_pool_wh}")
         avail = np.ones(n, dtype=bool) if available is None else np.asarray(available, dtype=bool)
         if avail.shape != (n,):
             raise InputError("available", f"needs shape ({n},), got {avail.shape}")
-        rng = self._streams.market
-        idle = self._bonds.idle()
+        rng, bonds = self._streams.market, self._bonds
         p_abstain = self._pop.abstain_probability
-        abstain = (
-            rng.random(self.n_stakers, dtype=np.float32) < p_abstain
-            if p_abstain > 0
-            else np.zeros(self.n_stakers, dtype=bool)
-        )
-        abstain &= ~idle  # an unbonding stake is idle, not abstaining
-        bonded = self._bonds.apply(self._decide(), ~abstain & ~idle, self._mech.unbonding_rounds)
-        staker_stake = np.where(bonded, self._wealth, 0.0)
-        stake = bonded_stake_per_business(self._bonds.choice, staker_stake, n)
+        abstain = self._abstain
+        if p_abstain > 0:
+            abstain = np.less(rng.random(n_stakers, dtype=np.float32), p_abstain, out=abstain)
+        if self._mech.unbonding_rounds > 0:
+            idle = bonds.idle()
+            abstain &= ~idle  # an unbonding stake is idle, not abstaining
+            deciding = ~(abstain | idle)
+        else:
+            deciding = ~abstain
+        wish = self._decisions.decide(bonds, rng)
+        bonded = bonds.apply(wish, deciding, self._mech.unbonding_rounds)
+        staker_stake = np.multiply(self._wealth, bonded, out=self._staker_stake)
+        stake = bonded_stake_per_business(bonds.choice, staker_stake, n)
 
-        selected_idx = select_active_set(stake, self._biz.active_set, rng, avail)
-        selected = selected_mask(selected_idx, n)
-        cap_wh = self.max_power_w * (round_s / 3600.0)
-        planned_wh, unplaced_wh = water_fill(
-            float(business_pool_wh), np.where(selected, stake, 0.0), cap_wh
+        selected_idx = select_active_set(
+            stake, self._biz.active_set, rng, None if available is None or avail.all() else avail
         )
-        if selected_idx.size >= self._k:
-            self._herd_target = selected_idx[: self._k].astype(np.intp)
-        self._staker_round = _StakerRound(abstain=abstain, stake_tokens=staker_stake)
+        self._decisions.follow(selected_idx)
+        selected = np.zeros(n, dtype=bool)
+        selected[selected_idx] = True
+        cap_wh = self._caps(round_s)
+        planned_wh = np.zeros(n)
+        unplaced_wh = pool_wh
+        if pool_wh > 0 and selected_idx.size:  # water-fill the selected only, in index order
+            idx = np.sort(selected_idx)
+            planned_wh[idx], unplaced_wh = water_fill(pool_wh, stake[idx], cap_wh[idx])
         self._plan = Plan(
             round_index=round_index,
             stake_tokens=stake,
@@ -191,8 +192,8 @@ class Market:
             selected_idx=selected_idx.tolist(),
             planned_wh=planned_wh,
             unplaced_wh=unplaced_wh,
-            participation=float(bonded.mean()),
-            business_pool_wh=float(business_pool_wh),
+            participation=np.count_nonzero(bonded) / n_stakers,
+            business_pool_wh=pool_wh,
             cap_wh=cap_wh,
             available=avail,
         )
@@ -200,22 +201,26 @@ class Market:
 
     # ---- steps 6-7 ---------------------------------------------------------------------
     def settle(self, plan: Plan, metered_wh: np.ndarray) -> Outcome:
-        if plan is not self._plan or self._staker_round is None:
+        if plan is not self._plan:
             raise RuntimeError("settle() needs the plan returned by the latest plan() call")
+        n = self.n_businesses
         metered = np.asarray(metered_wh, dtype=float)
-        if metered.shape != (self.n_businesses,) or not np.all(np.isfinite(metered)):
-            raise InputError("metered_wh", f"needs {self.n_businesses} finite values")
-        if np.any(metered < 0):
+        if metered.shape != (n,) or not metered.max() < np.inf:  # NaN fails the test too
+            raise InputError("metered_wh", f"needs {n} finite values")
+        if not metered.min() >= 0:
+            if not np.isfinite(metered).all():
+                raise InputError("metered_wh", f"needs {n} finite values")
             raise InputError("metered_wh", "metered energy cannot be negative")
-        staker = self._staker_round
-        self._plan = self._staker_round = None
-        mech, streams = self._mech, self._streams
+        self._plan = None
+        mech, streams, biz_cfg = self._mech, self._streams, self._biz
+        abstain, staker_stake = self._abstain, self._staker_stake
+        block_sums = self._block_sums
 
-        performance = draw_performance(self.quality, self._biz.performance_sd, streams.performance)
+        performance = draw_performance(self.quality, biz_cfg.performance_sd, streams.performance)
         result = community_result(metered, performance)
         pool = plan.business_pool_wh
         settled = pool > 0
-        supply_before = float(self._wealth.sum())
+        supply_before = self._holding_metrics().supply_tokens
         minted = self._inflation.mint(supply_before) if self._inflation and settled else 0.0
         biz = settle_businesses(
             result,
@@ -223,7 +228,7 @@ class Market:
             plan.selected,
             plan.available,
             settled=settled,
-            revenue_per_result=self._biz.revenue_per_result,
+            revenue_per_result=biz_cfg.revenue_per_result,
             reward_share=mech.reward_share,
             slash_fraction=mech.slash_fraction,
             slash_unselected=mech.slash_unselected,
@@ -232,22 +237,22 @@ class Market:
         )
         if settled:
             gain, loss = gains_and_losses(
-                biz.credit_per_token, biz.slash_per_token, self._bonds.choice, staker.stake_tokens
+                biz.credit_per_token, biz.slash_per_token, self._bonds.choice, staker_stake
             )
             self._wealth += gain - loss
             self._rewards += gain
             self._slashed += loss
-            policy_gain = block_sums(gain, [b for _, b in self._blocks])
-            policy_loss = block_sums(loss, [b for _, b in self._blocks])
+            self._holdings = None
+            policy_gain, policy_loss = block_sums(gain), block_sums(loss)
         else:
             policy_gain = policy_loss = np.zeros(len(self._blocks))
-        self._abstained += staker.abstain
+        self._abstained += abstain
 
         cap_wh, avail = plan.cap_wh, plan.available
-        active = self._biz.active_set if mech.oracle_respects_active_set else None
+        active = biz_cfg.active_set if mech.oracle_respects_active_set else None
         oracle_wh = oracle_allocation(pool, cap_wh, performance, avail, active)
         equal_wh = equal_allocation(pool, cap_wh, avail)
-        random_wh = random_allocation(pool, cap_wh, self._biz.active_set, streams.baselines, avail)
+        random_wh = random_allocation(pool, cap_wh, biz_cfg.active_set, streams.baselines, avail)
         proportional_wh = proportional_allocation(pool, cap_wh, self._last_result, avail)
 
         if settled:  # publish: beliefs and the proportional baseline learn from this round
@@ -258,33 +263,34 @@ class Market:
             if self._inflation:
                 self._inflation.steer(float(plan.stake_tokens.sum()), supply_before)
 
+        holdings = self._holding_metrics()
         total = float(result.sum())
         oracle = float(oracle_wh @ performance)
+        slashed = float(policy_loss.sum())
         scalars = {
             "total_result": total,
             "oracle_result": oracle,
             "equal_result": float(equal_wh @ performance),
             "random_result": float(random_wh @ performance),
             "proportional_result": float(proportional_wh @ performance),
-            "efficiency": total / oracle if oracle > 0 else float("nan"),
+            "efficiency": total / oracle if oracle > 0 else math.nan,
             "participation": plan.participation,
-            "token_supply": float(self._wealth.sum()),
+            "token_supply": holdings.supply_tokens,
             "bonded_tokens": float(plan.stake_tokens.sum()),
-            "stake_gini": gini(self._wealth),
-            "turnover": turnover(np.array(plan.selected_idx), self._previous_selected),
+            "stake_gini": holdings.gini,
+            "turnover": turnover(plan.selected_idx, self._previous_selected),
             "rewards_tokens": float(biz.reward_tokens.sum()),
-            "slashed_tokens": float(policy_loss.sum()),
+            "slashed_tokens": slashed,
             "minted_tokens": float(biz.minted_tokens.sum()),
         }
-        self._previous_selected = np.array(plan.selected_idx)
-        blocks = [b for _, b in self._blocks]
+        self._previous_selected = plan.selected_idx
         policy = {
-            "stakers": np.array([b.stop - b.start for b in blocks], dtype=float),
-            "wealth_tokens": block_sums(self._wealth, blocks),
-            "bonded_tokens": block_sums(staker.stake_tokens, blocks),
+            "stakers": self._stakers_per_policy.copy(),
+            "wealth_tokens": holdings.per_policy_tokens.copy(),
+            "bonded_tokens": block_sums(staker_stake),
             "reward_tokens": policy_gain,
             "slashed_tokens": policy_loss,
-            "abstaining": block_sums(staker.abstain, blocks),
+            "abstaining": block_sums(abstain),
         }
         return Outcome(
             performance=performance,

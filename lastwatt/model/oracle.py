@@ -19,12 +19,14 @@ def oracle_allocation(
     active_set: int | None = None,
 ) -> np.ndarray:
     """Energy (N,) of the optimal allocation; ``active_set`` limits it to the best I businesses."""
-    energy_wh = np.zeros_like(np.asarray(cap_wh, dtype=float))
+    energy_wh = np.zeros(len(cap_wh))
+    if pool_wh <= 0:
+        return energy_wh
     eligible = performance > 0
     if available is not None:
         eligible &= available
     idx = np.flatnonzero(eligible)
-    if pool_wh <= 0 or idx.size == 0:
+    if idx.size == 0:
         return energy_wh
     idx = idx[np.argsort(-performance[idx], kind="stable")]
     if active_set is not None:

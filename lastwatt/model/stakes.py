@@ -38,17 +38,18 @@ class Bonds:
     def apply(
         self, new_choice: np.ndarray, deciding: np.ndarray, unbonding_rounds: int
     ) -> np.ndarray:
-        """Take ``new_choice`` (k, S) for the deciding stakers; return who is bonded this round.
+        """Take ``new_choice`` (k, S) for the deciding stakers; return who is bonded this round
+        (``deciding`` itself when nobody can be unbonding).
 
         A switch (another set of businesses than before) with ``unbonding_rounds = u > 0``
         leaves the stake idle this round and the next ``u - 1``.
         """
-        bonded = deciding.copy()
+        bonded = deciding
         if unbonding_rounds > 0:
             changed = np.any(np.sort(new_choice, axis=0) != np.sort(self.choice, axis=0), axis=0)
             switching = deciding & self.has_choice & changed
             self.unbond_left[switching] = unbonding_rounds - 1
-            bonded &= ~switching
+            bonded = deciding & ~switching
         np.copyto(self.choice, new_choice, where=deciding)
         self.has_choice |= deciding
         return bonded
@@ -74,7 +75,9 @@ def gains_and_losses(
     """Tokens (S,) each staker gains and loses from per-token rates (N,) over its slots."""
     k = choice.shape[0]
     if k == 1:  # a business is credited or slashed, never both: one gather, split by sign
-        delta = staker_stake_tokens * (credit_per_token - slash_per_token)[choice[0]]
-        return np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
+        delta = np.take(credit_per_token - slash_per_token, choice[0])
+        delta *= staker_stake_tokens
+        gain = np.maximum(delta, 0.0)
+        return gain, np.subtract(gain, delta, out=delta)  # max(d, 0) - d == max(-d, 0)
     share = staker_stake_tokens / k
     return credit_per_token[choice].sum(axis=0) * share, slash_per_token[choice].sum(axis=0) * share
