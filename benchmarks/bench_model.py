@@ -1,8 +1,9 @@
 """Throughput of ``Market.plan`` + ``Market.settle`` alone (no engine, no devices).
 
 Every round is a daytime round (a positive business pool, so settlement runs in full), with the
-metered energy equal to the plan. Prints rounds per second per scale; the target at
-1M stakers x 10k businesses is >= 20 rounds/s.
+metered energy equal to the plan. Prints rounds per second per scale (wall clock) and the CPU
+time per round (``time.process_time``: steadier on a shared machine); the target at
+1M stakers x 10k businesses is >= 20 rounds/s, i.e. < 50 ms per plan + settle.
 
     python benchmarks/bench_model.py [--rounds 50] [--only 1M]
 """
@@ -44,6 +45,7 @@ def bench(stakers: int, businesses: int, active: int, consider: int, rounds: int
         plan = market.plan(r, pool_wh, 3600.0)
         market.settle(plan, plan.planned_wh)
     plan_s = settle_s = 0.0
+    cpu0 = time.process_time()
     for r in range(3, 3 + rounds):
         t0 = time.perf_counter()
         plan = market.plan(r, pool_wh, 3600.0)
@@ -52,11 +54,13 @@ def bench(stakers: int, businesses: int, active: int, consider: int, rounds: int
         t2 = time.perf_counter()
         plan_s += t1 - t0
         settle_s += t2 - t1
+    cpu_s = time.process_time() - cpu0
     return {
         "setup_s": setup_s,
         "plan_ms": 1e3 * plan_s / rounds,
         "settle_ms": 1e3 * settle_s / rounds,
         "rounds_per_s": rounds / (plan_s + settle_s),
+        "cpu_ms": 1e3 * cpu_s / rounds,
         "efficiency": out.scalars["efficiency"],
     }
 
@@ -69,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"{'scale':>9} {'I':>4} {'consider':>8} {'setup s':>8} {'plan ms':>8} "
-        f"{'settle ms':>9} {'rounds/s':>9} {'eff.':>6}"
+        f"{'settle ms':>9} {'rounds/s':>9} {'cpu ms':>7} {'eff.':>6}"
     )
     for name, (s, n, i, c) in SCALES.items():
         if args.only and name != args.only:
@@ -78,7 +82,8 @@ def main() -> None:
         r = bench(s, n, i, c, args.rounds)
         print(
             f"{name:>9} {i:>4} {c or 'all':>8} {r['setup_s']:8.2f} {r['plan_ms']:8.2f} "
-            f"{r['settle_ms']:9.2f} {r['rounds_per_s']:9.1f} {r['efficiency']:6.3f}"
+            f"{r['settle_ms']:9.2f} {r['rounds_per_s']:9.1f} {r['cpu_ms']:7.2f} "
+            f"{r['efficiency']:6.3f}"
         )
 
 

@@ -6,17 +6,19 @@ Its value of a candidate is its belief (:mod:`lastwatt.model.beliefs`). Arrays a
 candidates-first, ``(c, S)``, so that every per-candidate step is a contiguous pass over
 stakers. The choice functions return *rows* ``(k, S)``: the candidates each staker picks, ``k``
 distinct ones; :meth:`Consideration.to_business` maps them to businesses. ``herding`` and
-``loyal`` need the market's memory and live in :mod:`lastwatt.model.market`.
+``loyal`` need the market's memory and live in :mod:`lastwatt.model.decisions`.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from lastwatt.errors import ConfigError
 from lastwatt.model.beliefs import PublicBeliefs
 
-MAX_RATING_CELLS = 50_000_000  # stakers x candidates held in memory (16 bytes each)
+MAX_RATING_CELLS = 50_000_000  # stakers x candidates held in memory (about 20 bytes each)
 SMALL_BLOCK = 4_096  # stakers: below it one numpy call per step beats per-row passes
 
 
@@ -57,8 +59,10 @@ def cumulative_rows(weights: np.ndarray) -> np.ndarray:
 
 def draw_rows(cumulative: np.ndarray, uniform: np.ndarray) -> np.ndarray:
     """Inverse CDF: each staker's first candidate whose running weight exceeds ``u * total``."""
-    target = uniform * cumulative[-1]
-    return (cumulative[:-1] <= target).sum(axis=0)  # the last candidate takes whatever is left
+    below = cumulative[:-1] <= uniform * cumulative[-1]  # the last candidate takes the rest
+    if below.shape[0] < 128:  # count in int8: the bool rows then add as bytes, no casting
+        return below.view(np.int8).sum(axis=0, dtype=np.int8)
+    return below.sum(axis=0)
 
 
 def sample(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -76,10 +80,24 @@ def sample(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return rows
 
 
-def logit_weights(values: np.ndarray, temperature: float, out: np.ndarray) -> np.ndarray:
-    """exp((value - the staker's best value) / temperature) into ``out`` (c, S)."""
-    np.subtract(values, values.max(axis=0), out=out)
-    out *= np.float32(1.0 / temperature)
+def logit_weights(
+    values: np.ndarray, temperature: float, out: np.ndarray, value_bound: float = math.inf
+) -> np.ndarray:
+    """Logit weights exp(value / temperature) of each staker's candidates into ``out`` (c, S).
+
+    The usual guard, subtracting each staker's best value first, cancels in the choice
+    probabilities; it is skipped when ``|value| <= value_bound`` already keeps exp in float32
+    range (a bound of values / temperature <= 60 leaves room for 10^10 candidates).
+    """
+    if value_bound / temperature <= 60:
+        if temperature == 1:  # copy first: exp in place on contiguous memory is much faster
+            np.copyto(out, values)
+        else:
+            np.multiply(values, np.float32(1.0 / temperature), out=out)
+    else:
+        np.subtract(values, values.max(axis=0), out=out)
+        if temperature != 1:
+            out *= np.float32(1.0 / temperature)
     return np.exp(out, out=out)
 
 
@@ -106,12 +124,13 @@ def epsilon_greedy(
 class Consideration:
     """Per-staker candidate businesses, persistent personal rating noise, cached values.
 
-    The values ``(c, S)`` are kept up to date incrementally: only businesses whose public
-    beliefs changed (those just observed) are recomputed. The cache is recomputed from the
-    formula, never accumulated, so it cannot drift. When every staker considers every business,
-    candidate j is business j and the whole cache is one broadcast; otherwise an index from
-    business to its cells, with the noise stored in the same business-major order, makes a
-    refresh read contiguous runs and write only the cells that change.
+    The values ``(c, S)`` of the ``cached`` staker blocks (default: everyone) are kept up to
+    date incrementally: only businesses whose public beliefs changed (those just observed) are
+    recomputed. The cache is recomputed from the formula, never accumulated, so it cannot drift.
+    When every staker considers every business, candidate j is business j and the refresh is one
+    broadcast; otherwise an index from business to its cells, with the noise stored in the same
+    business-major order, makes a refresh read contiguous runs and write only the cells that
+    change. Other stakers' values (policies that rarely read them) are computed when asked for.
     """
 
     def __init__(
@@ -122,6 +141,7 @@ class Consideration:
         rating_noise_sd: float,
         rng: np.random.Generator,
         beliefs: PublicBeliefs,
+        cached: list[slice] | None = None,
     ) -> None:
         self.all_businesses = size == 0 or size >= n_businesses
         width = n_businesses if self.all_businesses else size
@@ -132,33 +152,44 @@ class Consideration:
                 f"set consideration_set so that households x it <= {MAX_RATING_CELLS:,}",
             )
         self.n_stakers = n_stakers
-        # drawn with replacement: at size << N a duplicate is rare and only narrows that set
+        # drawn with replacement: at size << N a duplicate is rare and only narrows that set;
+        # kept in the narrowest type that holds N (decisions read it from memory every round)
         self.business = (
             np.repeat(np.arange(n_businesses, dtype=np.int32)[:, None], n_stakers, axis=1)
             if self.all_businesses
             else rng.integers(0, n_businesses, size=(width, n_stakers), dtype=np.int32)
-        )
+        ).astype(np.int16 if n_businesses <= 1 << 15 else np.int32)
         self.noise = rng.standard_normal((width, n_stakers), dtype=np.float32)
         self.noise *= np.float32(rating_noise_sd)
+        # beliefs mix q_i and published p_i, both in [-10, 10], so |value| stays below this
+        self.value_bound = 10.0 + float(np.abs(self.noise).max(initial=0.0)) + 1e-3
+        self._beliefs = beliefs
+        self._cached = [slice(0, n_stakers)] if cached is None else cached
         if not self.all_businesses:
-            flat = self.business.ravel()
-            self._cells_by_business = np.argsort(flat, kind="stable").astype(np.int32)
-            self._cell_start = np.searchsorted(
-                flat[self._cells_by_business], np.arange(n_businesses + 1)
-            )
+            stakers = [np.arange(b.start, b.stop) for b in self._cached]
+            stakers = np.concatenate(stakers) if stakers else np.zeros(0, dtype=np.intp)
+            cells = (np.arange(width)[:, None] * n_stakers + stakers).ravel()
+            business = self.business.ravel()[cells]
+            order = np.argsort(business, kind="stable")
+            self._cells_by_business = cells[order].astype(np.int32)  # < MAX_RATING_CELLS
+            self._cell_start = np.searchsorted(business[order], np.arange(n_businesses + 1))
             self._noise_by_business = self.noise.ravel()[self._cells_by_business]
         self.value = np.empty_like(self.noise)
+        self.version = 0  # counts refreshes, for caches derived from the values
         self.refresh(beliefs, np.arange(n_businesses))
 
     def refresh(self, beliefs: PublicBeliefs, businesses: np.ndarray) -> None:
         """Recompute the cached values of every cell that holds one of ``businesses``."""
         if len(businesses) == 0:
             return
+        self.version += 1
         base = beliefs.base().astype(np.float32)
         decay = beliefs.decay.astype(np.float32)
         if self.all_businesses:  # unchanged businesses recompute to the same values
-            np.multiply(decay[:, None], self.noise, out=self.value)
-            self.value += base[:, None]
+            for block in self._cached:
+                value = self.value[:, block]
+                np.multiply(decay[:, None], self.noise[:, block], out=value)
+                value += base[:, None]
             return
         businesses = np.asarray(businesses)
         starts, stops = self._cell_start[businesses], self._cell_start[businesses + 1]
@@ -176,11 +207,20 @@ class Consideration:
         self.value.ravel()[self._cells_by_business[runs]] = value
 
     def values(self, block: slice) -> np.ndarray:
-        """Values ``(c, S_block)`` of the block's stakers (a view: do not modify)."""
-        return self.value[:, block]
+        """Values ``(c, S_block)`` of the block's stakers (do not modify: may be the cache)."""
+        if any(c.start <= block.start and block.stop <= c.stop for c in self._cached):
+            return self.value[:, block]
+        base = self._beliefs.base().astype(np.float32)
+        decay = self._beliefs.decay.astype(np.float32)
+        if self.all_businesses:
+            return decay[:, None] * self.noise[:, block] + base[:, None]
+        business = self.business[:, block]
+        return np.take(decay, business) * self.noise[:, block] + np.take(base, business)
 
     def to_business(self, block: slice, rows: np.ndarray) -> np.ndarray:
         """Business indices ``(k, S_block)`` for candidate ``rows`` of the block's stakers."""
         if self.all_businesses:
             return rows
-        return np.take_along_axis(self.business[:, block], rows, axis=0)
+        cells = np.multiply(rows, self.n_stakers, dtype=np.intp)
+        cells += np.arange(block.start, block.stop)
+        return np.take(self.business, cells)  # flat cells: cheaper than take_along_axis

@@ -10,6 +10,33 @@ from __future__ import annotations
 
 import numpy as np
 
+FEW = 8  # open businesses: up to this many, plain Python floats beat numpy's per-call cost
+
+
+def _water_fill_few(
+    left_wh: float, open_idx: np.ndarray, weight: np.ndarray, cap_wh: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """:func:`water_fill` when only a handful of businesses have weight (the active set)."""
+    weights, caps = weight.tolist(), cap_wh.tolist()
+    energy = [0.0] * len(weights)
+    idx = open_idx.tolist()
+    while left_wh > 0 and idx:
+        total = sum([weights[i] for i in idx])
+        capped_wh, still = 0.0, []
+        for i in idx:  # each takes its share, or its cap and drops out
+            energy[i] = min(left_wh * (weights[i] / total), caps[i])
+            if energy[i] == caps[i]:
+                capped_wh += caps[i]
+            else:
+                still.append(i)
+        if len(still) == len(idx):  # nobody capped: the shares stand
+            return np.array(energy), 0.0
+        for i in still:  # to be re-shared with what the capped left
+            energy[i] = 0.0
+        left_wh = max(left_wh - capped_wh, 0.0)
+        idx = still
+    return np.array(energy), left_wh
+
 
 def water_fill(pool_wh: float, weight: np.ndarray, cap_wh: np.ndarray) -> tuple[np.ndarray, float]:
     """Return ``(energy_wh (N,), unplaced_wh)``; zero weights get nothing.
@@ -23,12 +50,14 @@ def water_fill(pool_wh: float, weight: np.ndarray, cap_wh: np.ndarray) -> tuple[
     if left_wh == 0:
         return energy_wh, 0.0
     cap_wh = np.asarray(cap_wh, dtype=float)
-    open_idx = np.flatnonzero(weight > 0)
+    open_idx = (weight > 0).nonzero()[0]
+    if open_idx.size <= FEW:
+        return _water_fill_few(left_wh, open_idx, weight, cap_wh)
     while left_wh > 0 and open_idx.size:
         w, cap = weight[open_idx], cap_wh[open_idx]
         share = left_wh * (w / w.sum())
         capped = share >= cap
-        if not capped.any():
+        if not np.count_nonzero(capped):  # (cheaper than .any() on these short arrays)
             energy_wh[open_idx] = share
             return energy_wh, 0.0
         energy_wh[open_idx[capped]] = cap[capped]

@@ -34,11 +34,13 @@ def random_allocation(
     available: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draws from ``rng`` every call (also when the pool is empty) to keep the stream aligned."""
-    candidates = np.flatnonzero(_available(len(cap_wh), available))
-    chosen = rng.permutation(candidates)[:count]
+    n = len(cap_wh)
+    mask = _available(n, available)
+    candidates = n if mask.all() else np.flatnonzero(mask)
+    chosen = rng.permutation(candidates)[:count]  # an int n draws exactly like arange(n)
     if pool_wh <= 0:
-        return np.zeros(len(cap_wh))
-    weight = np.zeros(len(cap_wh))
+        return np.zeros(n)
+    weight = np.zeros(n)
     weight[chosen] = 1.0
     return water_fill(pool_wh, weight, cap_wh)[0]
 
@@ -53,6 +55,6 @@ def proportional_allocation(
         return np.zeros(len(cap_wh))
     mask = _available(len(cap_wh), available)
     weight = np.where(mask, np.maximum(last_result, 0.0), 0.0)
-    if not np.any(weight > 0):
+    if not np.count_nonzero(weight):
         weight = mask.astype(float)
     return water_fill(pool_wh, weight, cap_wh)[0]

@@ -2,7 +2,7 @@
 
 Stakers follow their policy in contiguous blocks (:func:`lastwatt.model.agents.assign_policies`).
 Policies that read beliefs work through a block in cache-sized chunks, so that the (c, chunk)
-temporaries stay in L2; the wish array and the softmax work buffer are allocated once.
+temporaries stay in L2; the wishes go into a buffer the bonds keep (``Bonds.spare``).
 ``herding`` and ``loyal`` need the market's memory: the last active set and the bonds.
 """
 
@@ -15,6 +15,7 @@ from lastwatt.model import agents
 from lastwatt.model.stakes import Bonds
 
 CHUNK_STAKERS = 32_768
+KEEP_WEIGHTS_CELLS = 1 << 18  # softmax stakers x candidates whose weights are kept (1 MiB)
 
 
 def _chunks(block: slice) -> list[slice]:
@@ -23,6 +24,8 @@ def _chunks(block: slice) -> list[slice]:
 
 
 class Decisions:
+    """The population's policies, with what they remember between rounds."""
+
     def __init__(
         self,
         pop: PopulationConfig,
@@ -32,9 +35,16 @@ class Decisions:
     ) -> None:
         self._pop, self._blocks, self._consider, self._k = pop, blocks, consideration, k
         self._parts = {name: _chunks(block) for name, block in blocks}
-        self.wish = np.empty((k, pop.households), dtype=np.intp)
-        width = consideration.value.shape[0]
-        self._weights = np.empty((width, min(CHUNK_STAKERS, pop.households)), dtype=np.float32)
+        self._width = consideration.value.shape[0]
+        softmax = dict(blocks).get("softmax")
+        n_softmax = softmax.stop - softmax.start if softmax is not None and k == 1 else 0
+        # Running logit weights of the softmax stakers change only when beliefs do: kept between
+        # rounds while they fit in cache; a large population recomputes them chunk by chunk (its
+        # beliefs change nearly every round, and the work buffer then stays in L2).
+        self._keep_weights = self._width * n_softmax <= KEEP_WEIGHTS_CELLS
+        columns = n_softmax if self._keep_weights else min(n_softmax, CHUNK_STAKERS)
+        self._cumulative = np.empty((self._width, columns), dtype=np.float32)
+        self._cumulative_version = -1
         self.herd_target: np.ndarray | None = None  # k businesses with most stake last round
         self._loyal_pending = True  # some loyal staker has never bonded yet
 
@@ -44,8 +54,8 @@ class Decisions:
             self.herd_target = selected_idx[: self._k].astype(np.intp)
 
     def decide(self, bonds: Bonds, rng: np.random.Generator) -> np.ndarray:
-        """Every staker's wish for this round (a buffer overwritten by the next call)."""
-        pop, k, consider, wish = self._pop, self._k, self._consider, self.wish
+        """Every staker's wish for this round, written into ``bonds.spare``."""
+        pop, k, consider, wish = self._pop, self._k, self._consider, bonds.spare
         for name, block in self._blocks:
             if name == "loyal":
                 wish[:, block] = bonds.choice[:, block]
@@ -60,28 +70,34 @@ class Decisions:
                 wish[:, block] = self.herd_target[:, None]
                 continue
             if name == "softmax" and k == 1:
-                self._softmax_one(block, rng)
+                self._softmax_one(block, rng, wish)
                 continue
             for part in self._parts[name]:
-                values = consider.values(part)
-                if name == "softmax":
-                    rows = agents.softmax(values, k, pop.temperature, rng)
+                if name == "random":
+                    rows = agents.random_rows(self._width, part.stop - part.start, k, rng)
+                elif name == "softmax":
+                    rows = agents.softmax(consider.values(part), k, pop.temperature, rng)
                 elif name == "epsilon_greedy":
-                    rows = agents.epsilon_greedy(values, k, pop.epsilon, rng)
-                elif name == "random":
-                    rows = agents.random_rows(values.shape[0], values.shape[1], k, rng)
+                    rows = agents.epsilon_greedy(consider.values(part), k, pop.epsilon, rng)
                 else:  # greedy, and herding before any stake exists
-                    rows = agents.greedy(values, k)
+                    rows = agents.greedy(consider.values(part), k)
                 wish[:, part] = consider.to_business(part, rows)
         return wish
 
-    def _softmax_one(self, block: slice, rng: np.random.Generator) -> None:
+    def _softmax_one(self, block: slice, rng: np.random.Generator, wish: np.ndarray) -> None:
         """Logit choice of one business per staker: one uniform each, drawn for the block."""
         uniform = rng.random(block.stop - block.start, dtype=np.float32)
         consider, temperature = self._consider, self._pop.temperature
+        stale = not self._keep_weights or self._cumulative_version != consider.version
         for part in self._parts["softmax"]:
-            weights = self._weights[:, : part.stop - part.start]
-            agents.logit_weights(consider.values(part), temperature, out=weights)
-            u = uniform[part.start - block.start : part.stop - block.start]
-            rows = agents.draw_rows(agents.cumulative_rows(weights), u)
-            self.wish[0, part] = consider.to_business(part, rows[None, :])[0]
+            own = slice(part.start - block.start, part.stop - block.start)
+            kept = own if self._keep_weights else slice(0, own.stop - own.start)
+            cumulative = self._cumulative[:, kept]
+            if stale:
+                agents.logit_weights(
+                    consider.values(part), temperature, cumulative, consider.value_bound
+                )
+                agents.cumulative_rows(cumulative)
+            rows = agents.draw_rows(cumulative, uniform[own])
+            wish[0, part] = consider.to_business(part, rows[None, :])[0]
+        self._cumulative_version = consider.version

@@ -2,7 +2,9 @@
 
 ``plan`` runs the stakers' decisions, the selection of the active set and the allocation;
 ``settle`` takes the *metered* energy, draws performance, pays rewards, slashes, updates the
-public beliefs and computes the oracle, the baselines and the round metrics.
+public beliefs and computes the oracle, the baselines and the round metrics. A round without a
+business pool is *idle*: nothing is at stake, so nobody decides and the last round's bonds
+stand; performance and baseline draws happen every round all the same (docs/model.md).
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ from lastwatt.model.metrics import BlockSums, gini, turnover
 from lastwatt.model.oracle import oracle_allocation
 from lastwatt.model.performance import community_result, draw_performance
 from lastwatt.model.selection import select_active_set
-from lastwatt.model.settlement import Inflation, settle_businesses
+from lastwatt.model.settlement import BusinessSettlement, Inflation, settle_businesses
 from lastwatt.model.stakes import Bonds, bonded_stake_per_business, gains_and_losses
 from lastwatt.rng import Streams
+
+CACHED_POLICIES = ("softmax", "greedy", "epsilon_greedy")  # read their beliefs every round
+BASELINES = ("oracle_result", "equal_result", "random_result", "proportional_result")
+# what a round without a business pool reports: nothing allocated, paid, burned or minted
+IDLE_FIGURES = dict.fromkeys((*BASELINES, "rewards_tokens", "slashed_tokens", "minted_tokens"), 0.0)
 
 
 @dataclass(slots=True)
@@ -99,14 +106,22 @@ class Market:
             pop.rating_noise_sd,
             streams.market,
             self._beliefs,
+            cached=[b for name, b in self._blocks if name in CACHED_POLICIES],
         )
         self._decisions = Decisions(pop, self._blocks, self._consideration, self._k)
         self._bonds = Bonds.empty(pop.households, self._k)
         self._wealth = np.full(pop.households, pop.tokens_per_household)
         self._rewards = np.zeros(pop.households)
         self._slashed = np.zeros(pop.households)
-        self._abstained = np.zeros(pop.households, dtype=np.int64)
+        self._abstained = np.zeros(pop.households, dtype=np.int32)  # half the traffic of int64
         mech = cfg.mechanism
+        self._terms = {  # of every settlement
+            "revenue_per_result": biz.revenue_per_result,
+            "reward_share": mech.reward_share,
+            "slash_fraction": mech.slash_fraction,
+            "slash_unselected": mech.slash_unselected,
+            "slash_unavailable": mech.slash_unavailable,
+        }
         self._inflation = (
             Inflation(mech.inflation_rate, mech.target_bonding_rate, mech.inflation_change)
             if mech.inflation_rate > 0
@@ -120,6 +135,11 @@ class Market:
         self._staker_stake = np.zeros(pop.households)  # 0 for abstaining / unbonding stakers
         self._sort_work = np.empty(pop.households)
         self._holdings: _Holdings | None = None
+        self._bonded: np.ndarray | None = None  # (S,) bool, of the last round that bonded
+        self._participation = 0.0
+        self._bonded_per_policy = self._abstaining_per_policy = np.zeros(len(blocks))
+        # stake and selection of an idle round, reused by the next idle rounds until it changes
+        self._idle_selection: tuple[np.ndarray, np.ndarray, bytes] | None = None
         self._cap_wh = np.zeros(biz.count)
         self._cap_round_s = math.nan
 
@@ -132,14 +152,31 @@ class Market:
 
     def _holding_metrics(self) -> _Holdings:
         if self._holdings is None:
+            supply = float(self._wealth.sum())
             self._holdings = _Holdings(
-                float(self._wealth.sum()),
-                gini(self._wealth, self._sort_work),
-                self._block_sums(self._wealth),
+                supply, gini(self._wealth, self._sort_work, supply), self._block_sums(self._wealth)
             )
         return self._holdings
 
     # ---- steps 3-5 -----------------------------------------------------------------------
+    def _decide_and_bond(self, rng: np.random.Generator) -> None:
+        """Step 3: who abstains, what everyone else wishes, who ends up bonded."""
+        bonds, n_stakers = self._bonds, self.n_stakers
+        abstain = self._abstain
+        if self._pop.abstain_probability > 0:
+            uniform = rng.random(n_stakers, dtype=np.float32)
+            abstain = np.less(uniform, self._pop.abstain_probability, out=abstain)
+        if self._mech.unbonding_rounds > 0:
+            unbonding = bonds.idle()
+            abstain &= ~unbonding  # an unbonding stake is idle, not abstaining
+            deciding = ~(abstain | unbonding)
+        else:
+            deciding = ~abstain
+        wish = self._decisions.decide(bonds, rng)
+        self._bonded = bonds.apply(wish, deciding, self._mech.unbonding_rounds)
+        self._participation = np.count_nonzero(self._bonded) / n_stakers
+        self._abstaining_per_policy = self._block_sums(abstain)
+
     def plan(
         self,
         round_index: int,
@@ -147,7 +184,7 @@ class Market:
         round_s: float,
         available: np.ndarray | None = None,
     ) -> Plan:
-        n, n_stakers = self.n_businesses, self.n_stakers
+        n = self.n_businesses
         try:
             pool_wh = float(business_pool_wh)
         except (TypeError, ValueError):
@@ -157,26 +194,23 @@ class Market:
         avail = np.ones(n, dtype=bool) if available is None else np.asarray(available, dtype=bool)
         if avail.shape != (n,):
             raise InputError("available", f"needs shape ({n},), got {avail.shape}")
-        rng, bonds = self._streams.market, self._bonds
-        p_abstain = self._pop.abstain_probability
-        abstain = self._abstain
-        if p_abstain > 0:
-            abstain = np.less(rng.random(n_stakers, dtype=np.float32), p_abstain, out=abstain)
-        if self._mech.unbonding_rounds > 0:
-            idle = bonds.idle()
-            abstain &= ~idle  # an unbonding stake is idle, not abstaining
-            deciding = ~(abstain | idle)
+        rng = self._streams.market
+        idle = pool_wh == 0 and self._bonded is not None
+        if not idle:
+            self._decide_and_bond(rng)
+        reuse = self._idle_selection if idle else None
+        if reuse is not None and avail.tobytes() == reuse[2]:
+            stake, selected_idx = reuse[0].copy(), reuse[1]
         else:
-            deciding = ~abstain
-        wish = self._decisions.decide(bonds, rng)
-        bonded = bonds.apply(wish, deciding, self._mech.unbonding_rounds)
-        staker_stake = np.multiply(self._wealth, bonded, out=self._staker_stake)
-        stake = bonded_stake_per_business(bonds.choice, staker_stake, n)
-
-        selected_idx = select_active_set(
-            stake, self._biz.active_set, rng, None if available is None or avail.all() else avail
-        )
-        self._decisions.follow(selected_idx)
+            staker_stake = np.multiply(self._wealth, self._bonded, out=self._staker_stake)
+            stake = bonded_stake_per_business(self._bonds.choice, staker_stake, n)
+            self._bonded_per_policy = self._block_sums(staker_stake)
+            some_offline = available is not None and not avail.all()
+            selected_idx = select_active_set(
+                stake, self._biz.active_set, rng, avail if some_offline else None
+            )
+            self._decisions.follow(selected_idx)
+            self._idle_selection = (stake.copy(), selected_idx, avail.tobytes()) if idle else None
         selected = np.zeros(n, dtype=bool)
         selected[selected_idx] = True
         cap_wh = self._caps(round_s)
@@ -192,7 +226,7 @@ class Market:
             selected_idx=selected_idx.tolist(),
             planned_wh=planned_wh,
             unplaced_wh=unplaced_wh,
-            participation=np.count_nonzero(bonded) / n_stakers,
+            participation=self._participation,
             business_pool_wh=pool_wh,
             cap_wh=cap_wh,
             available=avail,
@@ -212,85 +246,44 @@ class Market:
                 raise InputError("metered_wh", f"needs {n} finite values")
             raise InputError("metered_wh", "metered energy cannot be negative")
         self._plan = None
-        mech, streams, biz_cfg = self._mech, self._streams, self._biz
-        abstain, staker_stake = self._abstain, self._staker_stake
-        block_sums = self._block_sums
-
+        biz_cfg, streams = self._biz, self._streams
         performance = draw_performance(self.quality, biz_cfg.performance_sd, streams.performance)
         result = community_result(metered, performance)
-        pool = plan.business_pool_wh
-        settled = pool > 0
-        supply_before = self._holding_metrics().supply_tokens
-        minted = self._inflation.mint(supply_before) if self._inflation and settled else 0.0
-        biz = settle_businesses(
-            result,
-            plan.stake_tokens,
-            plan.selected,
-            plan.available,
-            settled=settled,
-            revenue_per_result=biz_cfg.revenue_per_result,
-            reward_share=mech.reward_share,
-            slash_fraction=mech.slash_fraction,
-            slash_unselected=mech.slash_unselected,
-            slash_unavailable=mech.slash_unavailable,
-            minted_tokens=minted,
-        )
-        if settled:
-            gain, loss = gains_and_losses(
-                biz.credit_per_token, biz.slash_per_token, self._bonds.choice, staker_stake
+        if plan.business_pool_wh > 0:
+            biz, policy_gain, policy_loss, figures = self._settle(
+                plan, metered, performance, result
             )
-            self._wealth += gain - loss
-            self._rewards += gain
-            self._slashed += loss
-            self._holdings = None
-            policy_gain, policy_loss = block_sums(gain), block_sums(loss)
-        else:
+        else:  # nothing was at stake: no reward, no slash, no news; the baselines still draw
+            avail = plan.available
+            random_allocation(0.0, plan.cap_wh, biz_cfg.active_set, streams.baselines, avail)
+            biz = settle_businesses(
+                result, plan.stake_tokens, plan.selected, avail, settled=False, **self._terms
+            )
             policy_gain = policy_loss = np.zeros(len(self._blocks))
-        self._abstained += abstain
-
-        cap_wh, avail = plan.cap_wh, plan.available
-        active = biz_cfg.active_set if mech.oracle_respects_active_set else None
-        oracle_wh = oracle_allocation(pool, cap_wh, performance, avail, active)
-        equal_wh = equal_allocation(pool, cap_wh, avail)
-        random_wh = random_allocation(pool, cap_wh, biz_cfg.active_set, streams.baselines, avail)
-        proportional_wh = proportional_allocation(pool, cap_wh, self._last_result, avail)
-
-        if settled:  # publish: beliefs and the proportional baseline learn from this round
-            observed = np.flatnonzero(plan.selected & (metered > 0))
-            self._beliefs.observe(observed, performance[observed])
-            self._consideration.refresh(self._beliefs, observed)
-            self._last_result = result
-            if self._inflation:
-                self._inflation.steer(float(plan.stake_tokens.sum()), supply_before)
+            figures = IDLE_FIGURES
+        self._abstained += self._abstain
 
         holdings = self._holding_metrics()
         total = float(result.sum())
-        oracle = float(oracle_wh @ performance)
-        slashed = float(policy_loss.sum())
+        oracle = figures["oracle_result"]
         scalars = {
             "total_result": total,
-            "oracle_result": oracle,
-            "equal_result": float(equal_wh @ performance),
-            "random_result": float(random_wh @ performance),
-            "proportional_result": float(proportional_wh @ performance),
+            **figures,
             "efficiency": total / oracle if oracle > 0 else math.nan,
             "participation": plan.participation,
             "token_supply": holdings.supply_tokens,
             "bonded_tokens": float(plan.stake_tokens.sum()),
             "stake_gini": holdings.gini,
             "turnover": turnover(plan.selected_idx, self._previous_selected),
-            "rewards_tokens": float(biz.reward_tokens.sum()),
-            "slashed_tokens": slashed,
-            "minted_tokens": float(biz.minted_tokens.sum()),
         }
         self._previous_selected = plan.selected_idx
         policy = {
             "stakers": self._stakers_per_policy.copy(),
             "wealth_tokens": holdings.per_policy_tokens.copy(),
-            "bonded_tokens": block_sums(staker_stake),
+            "bonded_tokens": self._bonded_per_policy.copy(),
             "reward_tokens": policy_gain,
             "slashed_tokens": policy_loss,
-            "abstaining": block_sums(abstain),
+            "abstaining": self._abstaining_per_policy.copy(),
         }
         return Outcome(
             performance=performance,
@@ -302,6 +295,53 @@ class Market:
             policy=policy,
         )
 
+    def _settle(
+        self, plan: Plan, metered: np.ndarray, performance: np.ndarray, result: np.ndarray
+    ) -> tuple[BusinessSettlement, np.ndarray, np.ndarray, dict[str, float]]:
+        """Step 7 of a round with a business pool, the oracle and baselines, then publish."""
+        supply_before = self._holding_metrics().supply_tokens
+        minted = self._inflation.mint(supply_before) if self._inflation else 0.0
+        biz = settle_businesses(
+            result,
+            plan.stake_tokens,
+            plan.selected,
+            plan.available,
+            settled=True,
+            minted_tokens=minted,
+            **self._terms,
+        )
+        gain, loss = gains_and_losses(
+            biz.credit_per_token, biz.slash_per_token, self._bonds.choice, self._staker_stake
+        )
+        self._wealth += gain  # in two steps: no temporary of S values
+        self._wealth -= loss
+        self._rewards += gain
+        self._slashed += loss
+        self._holdings = self._idle_selection = None  # holdings, hence stake, have changed
+
+        pool, cap_wh, avail, biz_cfg = plan.business_pool_wh, plan.cap_wh, plan.available, self._biz
+        active = biz_cfg.active_set if self._mech.oracle_respects_active_set else None
+        allocations = (
+            oracle_allocation(pool, cap_wh, performance, avail, active),
+            equal_allocation(pool, cap_wh, avail),
+            random_allocation(pool, cap_wh, biz_cfg.active_set, self._streams.baselines, avail),
+            proportional_allocation(pool, cap_wh, self._last_result, avail),
+        )
+        figures = dict(zip(BASELINES, [float(e @ performance) for e in allocations], strict=True))
+        policy_gain, policy_loss = self._block_sums(gain), self._block_sums(loss)
+        figures["rewards_tokens"] = float(biz.reward_tokens.sum())
+        figures["slashed_tokens"] = float(policy_loss.sum())
+        figures["minted_tokens"] = float(biz.minted_tokens.sum())
+
+        # publish: beliefs and the proportional baseline learn from this round
+        observed = (plan.selected & (metered > 0)).nonzero()[0]
+        self._beliefs.observe(observed, performance[observed])
+        self._consideration.refresh(self._beliefs, observed)
+        self._last_result = result
+        if self._inflation:
+            self._inflation.steer(float(plan.stake_tokens.sum()), supply_before)
+        return biz, policy_gain, policy_loss, figures
+
     def stakers_table(self) -> pd.DataFrame:
         """Final per-staker table, columns ``lastwatt.result.STAKER_FIELDS``."""
         codes = np.repeat(np.arange(len(self._blocks)), [b.stop - b.start for _, b in self._blocks])
@@ -311,7 +351,7 @@ class Market:
                 "stake_tokens": self._wealth.copy(),
                 "rewards_tokens": self._rewards.copy(),
                 "slashed_tokens": self._slashed.copy(),
-                "rounds_abstained": self._abstained.copy(),
+                "rounds_abstained": self._abstained.astype(np.int64),
                 "business": np.where(self._bonds.has_choice, self._bonds.choice[0], -1),
             }
         )

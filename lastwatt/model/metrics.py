@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -14,11 +15,14 @@ def _centred_ranks(n: int) -> np.ndarray:
     return ranks
 
 
-def gini(holdings_tokens: np.ndarray, work: np.ndarray | None = None) -> float:
+def gini(
+    holdings_tokens: np.ndarray, work: np.ndarray | None = None, total: float | None = None
+) -> float:
     """Gini coefficient of non-negative holdings (0 = equal, -> 1 = one holder has all).
 
     ``sum_i (2i - n - 1) x_(i) / (n sum x)`` over the sorted holdings: one sort (into ``work``
     when given, to spare a large allocation) and one pass, exact up to float rounding.
+    ``total``: the holdings' sum when the caller has it already.
     """
     if work is None:
         x = np.sort(np.asarray(holdings_tokens, dtype=float))
@@ -27,18 +31,18 @@ def gini(holdings_tokens: np.ndarray, work: np.ndarray | None = None) -> float:
         np.copyto(x, holdings_tokens)
         x.sort()
     n = x.size
-    total = x.sum()
+    total = x.sum() if total is None else total
     if n == 0 or total <= 0:
         return 0.0
     # einsum, not a BLAS dot: its sum order does not depend on the machine's thread count
     return float(np.einsum("i,i->", x, _centred_ranks(n)) / (n * total))
 
 
-def turnover(selected_idx: np.ndarray, previous_idx: np.ndarray | None) -> float:
+def turnover(selected_idx: Sequence[int], previous_idx: Sequence[int] | None) -> float:
     """1 - Jaccard(selected, previous); NaN on the first round, 0 when both sets are empty."""
     if previous_idx is None:
         return float("nan")
-    a, b = set(np.asarray(selected_idx).tolist()), set(np.asarray(previous_idx).tolist())
+    a, b = set(selected_idx), set(previous_idx)
     union = a | b
     if not union:
         return 0.0
@@ -55,6 +59,8 @@ class BlockSums:
         self._reduceat = all(b.stop > b.start for b in blocks)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
+        if values.dtype == bool:  # counting is much cheaper than summing
+            return np.array([float(np.count_nonzero(values[b])) for b in self._blocks])
         if self._reduceat:
             return np.add.reduceat(values, self._starts, dtype=float)
         return np.array([float(values[b].sum()) for b in self._blocks])

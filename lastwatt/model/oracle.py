@@ -25,13 +25,16 @@ def oracle_allocation(
     eligible = performance > 0
     if available is not None:
         eligible &= available
-    idx = np.flatnonzero(eligible)
+    idx = eligible.nonzero()[0]
     if idx.size == 0:
         return energy_wh
     idx = idx[np.argsort(-performance[idx], kind="stable")]
     if active_set is not None:
         idx = idx[:active_set]
     caps = cap_wh[idx]
-    before = np.concatenate(([0.0], np.cumsum(caps)[:-1]))
-    energy_wh[idx] = np.clip(pool_wh - before, 0.0, caps)
+    before = np.cumsum(caps)  # then shifted: what the better businesses took before each one
+    before[1:] = before[:-1]
+    before[0] = 0.0
+    left = np.subtract(pool_wh, before, out=before)
+    energy_wh[idx] = np.minimum(np.maximum(left, 0.0, out=left), caps, out=left)  # = np.clip
     return energy_wh

@@ -40,24 +40,27 @@ def settle_businesses(
     slash_unavailable: bool,
     minted_tokens: float = 0.0,
 ) -> BusinessSettlement:
-    revenue = np.maximum(result, 0.0) * revenue_per_result
-    zeros = np.zeros_like(revenue)
+    revenue = np.maximum(result, 0.0)
+    revenue *= revenue_per_result
+    n = len(revenue)
     if not settled:
-        return BusinessSettlement(revenue, zeros, zeros.copy(), zeros.copy(), zeros.copy())
-    rewarded = selected & (result > 0) & (stake_tokens > 0)
-    reward = np.where(rewarded, reward_share * revenue, 0.0)
-    rewarded_stake = stake_tokens[rewarded].sum()
-    minted = (
-        np.where(rewarded, minted_tokens * stake_tokens / rewarded_stake, 0.0)
-        if rewarded_stake > 0
-        else zeros.copy()
-    )
-    credit = np.divide(reward + minted, stake_tokens, out=zeros.copy(), where=rewarded)
-    punished = selected & (result <= 0)
+        return BusinessSettlement(revenue, np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n))
+    positive = result > 0
+    rewarded = selected & positive & (stake_tokens > 0)
+    reward = revenue * reward_share
+    reward *= rewarded
+    earned = reward
+    minted = np.zeros(n)
+    if minted_tokens > 0:
+        rewarded_stake = stake_tokens[rewarded].sum()
+        if rewarded_stake > 0:
+            np.divide(minted_tokens * stake_tokens, rewarded_stake, out=minted, where=rewarded)
+            earned = reward + minted
+    credit = np.divide(earned, stake_tokens, out=np.zeros(n), where=rewarded)
+    punished = selected & ~positive  # result is finite: not positive means R_i <= 0
     if slash_unselected:
-        punished |= ~selected & (available | slash_unavailable)
-    slash = np.where(punished, slash_fraction, 0.0)
-    return BusinessSettlement(revenue, reward, minted, credit, slash)
+        punished |= ~selected if slash_unavailable else ~selected & available
+    return BusinessSettlement(revenue, reward, minted, credit, punished * slash_fraction)
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ class Bonds:
     choice: np.ndarray  # (k, S) intp: business of each slot (meaningful where has_choice)
     has_choice: np.ndarray  # (S,) bool: bonded at least once
     unbond_left: np.ndarray  # (S,) int32: idle rounds still to sit out after this one
+    spare: np.ndarray  # (k, S) intp: a buffer for the next round's wishes (allocated once)
 
     @classmethod
     def empty(cls, n_stakers: int, k: int) -> Bonds:
@@ -27,6 +28,7 @@ class Bonds:
             choice=np.zeros((k, n_stakers), dtype=np.intp),
             has_choice=np.zeros(n_stakers, dtype=bool),
             unbond_left=np.zeros(n_stakers, dtype=np.int32),
+            spare=np.zeros((k, n_stakers), dtype=np.intp),
         )
 
     def idle(self) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -108,6 +109,7 @@ class MqttClient:
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
         c.on_subscribe = self._handle_subscribe
+        c.on_socket_open = no_delay
         return c
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -221,3 +223,11 @@ class MqttClient:
 
 def _str(path: object | None) -> str | None:
     return None if path is None else str(path)
+
+
+def no_delay(client: paho.Client, userdata: object, sock: object) -> None:
+    """Disable Nagle: a setpoint or its acknowledgement is one small packet that must not wait
+    for the ACK of earlier traffic (with delayed ACKs that costs ~40 ms on a busy link)."""
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
