@@ -21,6 +21,7 @@ from lastwatt.errors import InputError
 app = typer.Typer(
     help="LastWatt: community-staked routing of a solar container's business energy.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+    rich_markup_mode=None,  # plain click usage errors: one greppable line, no box
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -103,7 +104,7 @@ class _progress:
     def __init__(self, total: int, quiet: bool) -> None:
         self.total, self.quiet = total, quiet
 
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self):
         if self.quiet or not sys.stderr.isatty():
             return None
         self.bar = Progress(TextColumn("rounds"), BarColumn(), MofNCompleteColumn(),

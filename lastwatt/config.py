@@ -168,7 +168,10 @@ class Config(Section):
         return self
 
     def with_overrides(self, **dotted: Any) -> Config:
-        """A copy with dotted overrides applied and validated, e.g. ``{"businesses.active_set": 3}``."""
+        """A copy with dotted overrides applied and validated.
+
+        Example: ``cfg.with_overrides(**{"businesses.active_set": 3})``.
+        """
         data = self.model_dump(mode="python")
         for key, value in dotted.items():
             node = data

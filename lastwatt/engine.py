@@ -107,13 +107,13 @@ class Engine:
             self.online[i] = s.online
 
     # -- processes -------------------------------------------------------------------------
-    def weather_process(self):  # noqa: ANN201 - SimPy process
+    def weather_process(self):
         """Hands each round its production (drawn up front, vectorised, from the weather source)."""
         for k in range(self.cfg.rounds):
             yield self.weather.put((k, float(self.production_wh[k])))
             yield self.env.timeout(self.cfg.time.round_s)
 
-    def rounds_process(self):  # noqa: ANN201 - SimPy process
+    def rounds_process(self):
         round_s = self.cfg.time.round_s
         for _ in range(self.cfg.rounds):
             k, production_wh = yield self.weather.get()
@@ -162,7 +162,7 @@ class Engine:
         for sp in sps:
             self.transport.send_setpoint(sp)
 
-    def _meter_round(self, t_end: float, last: bool):  # noqa: ANN202 - SimPy sub-process
+    def _meter_round(self, t_end: float, last: bool):
         """Wait out the round; with an external transport, enforce quotas every interval.
 
         After the last round every device is switched off: nothing may draw unmetered.

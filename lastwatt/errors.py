@@ -21,7 +21,7 @@ class InputError(Exception):
 
 
 class ConfigError(InputError):
-    """A config value is invalid; ``where`` is the dotted field path, e.g. ``businesses.active_set``."""
+    """A config value is invalid; ``where`` is the dotted path (``businesses.active_set``)."""
 
 
 class SeriesError(InputError):

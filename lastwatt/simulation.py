@@ -74,7 +74,7 @@ def device_table(cfg: Config, max_power_w: np.ndarray) -> tuple[Devices, dict[st
     return Devices([e[0] for e in entries], business, dev_max), {e[0]: e[2] for e in entries}
 
 
-def mock_transport(cfg: Config, env, clock: Clock, devices: Devices,  # noqa: ANN001
+def mock_transport(cfg: Config, env, clock: Clock, devices: Devices,
                    rng: np.random.Generator) -> MemoryTransport:
     load = business_load_factor(cfg)  # (R, N)
     profile = profile_fn(cfg.devices.profile, cfg.time.round_s)
@@ -123,7 +123,8 @@ def run_simulation(
         if progress is not None:
             progress(result)
 
-    engine = Engine(cfg, env, clock, market, production_wh, split, devices, transport, record, settle_grace_s)
+    engine = Engine(cfg, env, clock, market, production_wh, split, devices, transport, record,
+                    settle_grace_s)
     error: BaseException | None = None
     try:
         engine.run()

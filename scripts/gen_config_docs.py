@@ -43,11 +43,8 @@ def _type_name(annotation: object) -> str:
     return text.replace("|", "\\|")
 
 
-def _default(field) -> str:  # noqa: ANN001
-    if field.default_factory is not None:
-        value = field.default_factory()
-    else:
-        value = field.default
+def _default(field) -> str:
+    value = field.default_factory() if field.default_factory is not None else field.default
     if isinstance(value, BaseModel):
         return ""
     return f"`{value!r}`".replace("|", "\\|")

@@ -59,7 +59,7 @@ def tcp_open(port: int) -> bool:
 
 
 def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=1) as r:
         return 200 <= r.status < 300
 
 
@@ -87,7 +87,8 @@ class Server:
             wait_for(self.ready, timeout_s, self.argv[0])
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"{self.argv[0]} did not start; log:\n{self.log.read_text()[-2000:]}")
+            log = self.log.read_text()[-2000:]
+            raise RuntimeError(f"{self.argv[0]} did not start; log:\n{log}") from None
         return self
 
     def kill(self) -> None:

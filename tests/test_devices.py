@@ -78,7 +78,7 @@ def test_counter_reset_zeroes_the_vendor_counter():
 def test_load_profiles_stay_within_max_draw(name):
     f = profile_fn(name, 3600)
     values = [f(t) for t in range(0, 3600, 30)]
-    assert 0 < min(values) and max(values) <= 1.0
+    assert min(values) > 0 and max(values) <= 1.0
 
 
 def test_unknown_profile_is_rejected_by_name():

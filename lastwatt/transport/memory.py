@@ -39,10 +39,10 @@ class MockDevice:
         if self.model.on and not self._wake.triggered:
             self._wake.succeed()
 
-    def _run(self):  # noqa: ANN202 - a SimPy process
+    def _run(self):
         # the body first runs when the environment does, after start() wired self.report
-        model, timeout, interval, now_ts = self.model, self.env.timeout, self.interval_s, self.now_ts
-        report, advance = self.report, model.advance
+        model, timeout, interval = self.model, self.env.timeout, self.interval_s
+        now_ts, report, advance = self.now_ts, self.report, model.advance
         while True:
             if not model.on:
                 self._wake = self.env.event()
