@@ -7,15 +7,13 @@ the same entries as ``devices.map`` in the LastWatt config, so one list can serv
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lastwatt.config import Config, DeviceEntry
-from lastwatt.config_base import Section
-from lastwatt.errors import ConfigError
+from lastwatt.config_base import Section, read_toml, validate
 from lastwatt.transport.mqtt_config import MqttConfig
 
 
@@ -97,23 +95,4 @@ class BridgeConfig(Section):
 
 def load_bridge_config(path: str | Path) -> BridgeConfig:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(str(path), "bridge config file not found", "give the path of a TOML file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(str(path), f"not valid TOML: {err}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), "not UTF-8 text", "save the config as UTF-8 TOML") from None
-    try:
-        return BridgeConfig.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        if first["type"] == "extra_forbidden":
-            raise ConfigError(f"{path}: {loc}", "unknown key", "remove it or fix its spelling") \
-                from None
-        msg = first["msg"].removeprefix("Value error, ")
-        bad = first.get("input")
-        shown = "" if isinstance(bad, dict | list) else f" (got {bad!r})"
-        raise ConfigError(f"{path}: {loc}", f"{msg}{shown}") from None
+    return validate(BridgeConfig, read_toml(path, "bridge config"), str(path))

@@ -7,14 +7,13 @@ an active set of I = 5, hourly rounds for one year. Every field is documented in
 
 from __future__ import annotations
 
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from lastwatt.config_base import Section
+from lastwatt.config_base import Section, read_toml, validate
 from lastwatt.errors import ConfigError
 from lastwatt.site_config import ContainerConfig, DemandConfig, WeatherConfig
 from lastwatt.storage.influx_config import InfluxConfig
@@ -186,22 +185,8 @@ class Config(Section):
         return validate_config(data, source="override")
 
 
-def _format_validation_error(err: ValidationError, source: str) -> ConfigError:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        return ConfigError(f"{source}: {loc}", "unknown key", "remove it or fix its spelling")
-    bad = first.get("input")
-    shown = "" if isinstance(bad, dict) else f" (got {bad!r})"
-    return ConfigError(f"{source}: {loc}", f"{msg}{shown}")
-
-
 def validate_config(data: dict[str, Any], source: str = "config") -> Config:
-    try:
-        return Config.model_validate(data)
-    except ValidationError as err:
-        raise _format_validation_error(err, source) from None
+    return validate(Config, data, source)
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -212,14 +197,7 @@ def load_config(path: str | Path | None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(str(path), "config file not found", "give the path of a TOML file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(str(path), f"not valid TOML: {err}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), "not UTF-8 text", "save the config as UTF-8 TOML") from None
+    data = read_toml(path)
     weather = data.get("weather")
     if isinstance(weather, dict) and isinstance(weather.get("path"), str):
         p = Path(weather["path"])
