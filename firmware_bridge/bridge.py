@@ -36,7 +36,8 @@ from lastwatt.transport.mqtt_client import Inbound, MqttClient
 log = logging.getLogger(__name__)
 
 # Shelly reports the same register on events/rpc and status/switch:0; an unchanged reading
-# within this window is not republished
+# within this window of the last one published is not republished. Later it is: an idle
+# device's reading is the baseline of a controller that (re)subscribed after the last change.
 SAME_READING_WINDOW_S = 0.5
 
 
@@ -58,6 +59,7 @@ class DeviceState:
     power_w: float = 0.0
     seen_counter: bool = False
     last_counter_mono: float = field(default=-math.inf)
+    last_sent_mono: float = field(default=-math.inf)
     last_sent: tuple[float, float, bool] | None = None
 
     def round_energy_wh(self) -> float:
@@ -168,12 +170,12 @@ class Bridge:
                 st.round_start_wh = st.counter.energy_wh  # first register after the setpoint
             if ev.power_w is not None:
                 st.power_w = ev.power_w
-            mono, prev_mono = time.monotonic(), st.last_counter_mono
+            mono = time.monotonic()
             st.seen_counter = True
             st.last_counter_mono = mono
             values = (st.counter.energy_wh, st.power_w, bool(st.on))
-            if values != st.last_sent or mono - prev_mono > SAME_READING_WINDOW_S:
-                st.last_sent = values
+            if values != st.last_sent or mono - st.last_sent_mono > SAME_READING_WINDOW_S:
+                st.last_sent, st.last_sent_mono = values, mono
                 reading = MeterReading(st.entry.id, now, *values)
                 self._send(Publish(topics.meter_topic(self.site, st.entry.id), encode(reading)))
                 self.counts["readings"] += 1

@@ -4,7 +4,8 @@ Readings arrive at least once (QoS 1 duplicates them after a reconnect), possibl
 device's counter may restart at zero (reboot). The book makes each reading idempotent: only a
 reading newer than the device's last one counts, its energy is the counter's increase since
 then (or the counter itself after a reset), and it is booked to the round whose time span
-holds its timestamp. Readings older than the open round are counted as stale and ignored.
+holds its timestamp. Readings older than the open round are counted as stale and book
+nothing, but a device's first one is still its baseline.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class MeterBook:
             return False
         if ts < self.round_start_ts:
             self.counts["stale"] += 1
+            if self.last_counter_wh[i] is None:
+                # still a baseline (it books nothing): without one, what the device draws
+                # before its next reading would be lost
+                self.last_ts[i] = ts
+                self.last_counter_wh[i] = r.energy_wh
             return False
         prev = self.last_counter_wh[i]
         self.last_ts[i] = ts

@@ -95,6 +95,23 @@ def test_native_energy_stays_monotonic_when_vendor_counter_resets(loop):
         assert energies[-1] > 15.0 + 5.0  # 1.5 s before the reboot, then more after it
 
 
+def test_idle_vendor_plug_is_still_reported_so_a_late_controller_gets_a_baseline(loop,
+                                                                              mosquitto):
+    probe, _, _ = loop
+    for dev in (TASMOTA[0], SHELLY[0]):
+        wait_until(lambda dev=dev: readings(probe, dev), 5, "first reading")
+    # a controller subscribing after the only change (the first reading) still needs a
+    # baseline before the plug draws, or that draw up to its next reading is never metered
+    late = Probe(mosquitto.port)
+    try:
+        for dev in (TASMOTA[0], SHELLY[0]):
+            meter = topics.meter_topic(SITE, dev)
+            wait_until(lambda meter=meter: late.payloads(meter), 3, f"{dev} reading when idle")
+            assert decode(MeterReading, late.payloads(meter)[-1]).energy_wh == 0.0
+    finally:
+        late.close()
+
+
 def test_dead_vendor_device_goes_offline_on_native_status(loop):
     probe, fleet, _ = loop
     status = topics.status_topic(SITE, TASMOTA[0])

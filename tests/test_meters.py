@@ -55,3 +55,11 @@ def test_open_round_starts_from_zero_but_keeps_the_counter_baseline():
     book.open_round(3600)
     book.ingest(reading(3660, 130.0, "b"))
     assert list(book.round_wh) == [0.0, 30.0]
+
+
+def test_stale_first_reading_still_serves_as_the_baseline():
+    book = MeterBook(["a"])
+    book.open_round(100)
+    assert not book.ingest(reading(90, 5.0))  # sent before the controller's clock started
+    book.ingest(reading(120, 25.0))
+    assert book.round_wh[0] == pytest.approx(20.0) and book.counts["stale"] == 1
