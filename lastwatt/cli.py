@@ -84,6 +84,8 @@ def run(
         output = run_simulation(cfg, out_dir, recorders, transport, progress=tick,
                                 settle_grace_s=0.5 if mqtt else 0.0)
     _print_summary(output.summary)
+    for sink in recorders:
+        console.print(f"influx: {sink.stats}")  # written / spooled / flushed / dropped
     console.print(f"run folder: [bold]{output.run_dir}[/bold]")
     if report:
         from lastwatt.report import make_report

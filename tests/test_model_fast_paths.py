@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from lastwatt.config import Config
-from lastwatt.model import agents, allocation, decisions
+from lastwatt.model import agents, allocation, decisions, parallel
 from lastwatt.model.allocation import water_fill
 from lastwatt.model.beliefs import PublicBeliefs
 from lastwatt.model.market import Market
@@ -130,6 +130,46 @@ def test_kept_softmax_weights_decide_exactly_like_weights_recomputed_each_round(
     monkeypatch.setattr(decisions, "KEEP_WEIGHTS_CELLS", 0)
     recomputed = trace(Market(cfg, streams(3)), DAYS)
     assert repr(kept) == repr(recomputed)
+
+
+def full_trace(cfg: Config) -> tuple[list, dict]:
+    market = Market(cfg, streams(5))
+    rounds = trace(market, [0.0, 15_000.0, 30_000.0, 0.0, 0.0, 30_000.0, 15_000.0, 30_000.0])
+    table = market.stakers_table()
+    table["policy"] = table["policy"].cat.codes
+    return rounds, {name: table[name].to_numpy().tobytes() for name in table.columns}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # softmax k = 1: chunks on two threads, scattered belief refresh
+        {"population.consideration_set": 0, "businesses.count": 40},  # everyone considers all
+        {"mechanism.unbonding_rounds": 2, "population.abstain_probability": 0.3},
+        {"population.max_businesses_per_staker": 2},
+    ],
+)
+def test_two_threads_give_exactly_the_single_threaded_results(overrides, monkeypatch):
+    households = 2 * decisions.CHUNK_STAKERS + 1_000  # softmax share above one chunk
+    cfg = Config().with_overrides(
+        **{
+            "population.households": households,
+            "population.consideration_set": 6,
+            "businesses.count": 300,
+            "businesses.active_set": 30,
+            **overrides,
+        }
+    )
+    assert not parallel.threaded(households)  # the default: one thread at this size
+    single = full_trace(cfg)
+    handed_over = []
+    submit = parallel.submit
+    monkeypatch.setattr(parallel, "submit", lambda fn, *a: handed_over.append(fn) or submit(fn, *a))
+    monkeypatch.setattr(parallel, "THREADED_MIN_STAKERS", households - 1)
+    threaded = full_trace(cfg)
+    assert len(handed_over) >= 10  # the settled rounds did hand work to the second thread
+    assert repr(threaded[0]) == repr(single[0])
+    assert threaded[1] == single[1]
 
 
 @given(

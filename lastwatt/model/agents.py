@@ -11,11 +11,13 @@ distinct ones; :meth:`Consideration.to_business` maps them to businesses. ``herd
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
 from lastwatt.errors import ConfigError
+from lastwatt.model import parallel
 from lastwatt.model.beliefs import PublicBeliefs
 
 MAX_RATING_CELLS = 50_000_000  # stakers x candidates held in memory (about 20 bytes each)
@@ -142,7 +144,9 @@ class Consideration:
         rng: np.random.Generator,
         beliefs: PublicBeliefs,
         cached: list[slice] | None = None,
+        threads: bool = False,
     ) -> None:
+        self._threads = threads  # refresh on two threads (lastwatt.model.parallel)
         self.all_businesses = size == 0 or size >= n_businesses
         width = n_businesses if self.all_businesses else size
         if n_stakers * width > MAX_RATING_CELLS:
@@ -152,6 +156,7 @@ class Consideration:
                 f"set consideration_set so that households x it <= {MAX_RATING_CELLS:,}",
             )
         self.n_stakers = n_stakers
+        self._staker_ids = np.arange(n_stakers)  # sliced, not rebuilt, by every to_business
         # drawn with replacement: at size << N a duplicate is rare and only narrows that set;
         # kept in the narrowest type that holds N (decisions read it from memory every round)
         self.business = (
@@ -185,22 +190,61 @@ class Consideration:
         self.version += 1
         base = beliefs.base().astype(np.float32)
         decay = beliefs.decay.astype(np.float32)
-        if self.all_businesses:  # unchanged businesses recompute to the same values
+        if self.all_businesses and not self._threads:  # unchanged businesses: same values
             for block in self._cached:
                 value = self.value[:, block]
                 np.multiply(decay[:, None], self.noise[:, block], out=value)
                 value += base[:, None]
+            return
+        if self.all_businesses:
+
+            def formula(value: np.ndarray, noise: np.ndarray) -> None:
+                np.multiply(decay[:, None], noise, out=value)
+                value += base[:, None]
+
+            for block in self._cached:
+                parallel.split(formula, [self.value[:, block], self.noise[:, block]], self._threads)
             return
         businesses = np.asarray(businesses)
         starts, stops = self._cell_start[businesses], self._cell_start[businesses + 1]
         lengths = stops - starts
         n_cells = int(lengths.sum())
         if 4 * n_cells > self.value.size:  # most cells change: one pass in memory order
-            np.take(decay, self.business, out=self.value)
-            self.value *= self.noise
-            self.value += np.take(base, self.business)
+
+            def every_cell(value: np.ndarray, business: np.ndarray, noise: np.ndarray) -> None:
+                np.take(decay, business, out=value, mode="clip")  # indices are valid: no check
+                value *= noise
+                value += np.take(base, business)
+
+            parallel.split(every_cell, [self.value, self.business, self.noise], self._threads)
             return
-        runs = np.arange(n_cells) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        if not self._threads:
+            self._write(businesses, starts, lengths, base, decay)
+            return
+        # pieces of about equal cells: equal work, and each business's cells are its own
+        cuts = np.searchsorted(
+            np.cumsum(lengths), np.arange(1, parallel.PIECES) * n_cells // parallel.PIECES
+        )
+        pieces = list(itertools.pairwise([0, *cuts.tolist(), len(businesses)]))
+
+        def write(piece: tuple[int, int], _: bool) -> None:
+            part = slice(*piece)
+            self._write(businesses[part], starts[part], lengths[part], base, decay)
+
+        parallel.share(write, pieces, self._threads)
+
+    def _write(
+        self,
+        businesses: np.ndarray,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        base: np.ndarray,
+        decay: np.ndarray,
+    ) -> None:
+        """Recompute the cells of ``businesses`` (their runs in the business-major index)."""
+        ends = np.cumsum(lengths)
+        n_cells = int(ends[-1]) if ends.size else 0
+        runs = np.arange(n_cells) + np.repeat(starts - (ends - lengths), lengths)
         value = np.repeat(decay[businesses], lengths)
         value *= self._noise_by_business[runs]
         value += np.repeat(base[businesses], lengths)
@@ -222,5 +266,5 @@ class Consideration:
         if self.all_businesses:
             return rows
         cells = np.multiply(rows, self.n_stakers, dtype=np.intp)
-        cells += np.arange(block.start, block.stop)
+        cells += self._staker_ids[block]
         return np.take(self.business, cells)  # flat cells: cheaper than take_along_axis

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from lastwatt.config import PopulationConfig
-from lastwatt.model import agents
+from lastwatt.model import agents, parallel
 from lastwatt.model.stakes import Bonds
 
 CHUNK_STAKERS = 32_768
@@ -32,6 +32,7 @@ class Decisions:
         blocks: list[tuple[str, slice]],
         consideration: agents.Consideration,
         k: int,
+        threads: bool = False,
     ) -> None:
         self._pop, self._blocks, self._consider, self._k = pop, blocks, consideration, k
         self._parts = {name: _chunks(block) for name, block in blocks}
@@ -45,6 +46,9 @@ class Decisions:
         columns = n_softmax if self._keep_weights else min(n_softmax, CHUNK_STAKERS)
         self._cumulative = np.empty((self._width, columns), dtype=np.float32)
         self._cumulative_version = -1
+        # a large population's softmax chunks go to two threads, each with its own work buffer
+        self._threads = threads and not self._keep_weights and n_softmax > CHUNK_STAKERS
+        self._cumulative_other = np.empty_like(self._cumulative) if self._threads else None
         self.herd_target: np.ndarray | None = None  # k businesses with most stake last round
         self._loyal_pending = True  # some loyal staker has never bonded yet
 
@@ -87,12 +91,13 @@ class Decisions:
     def _softmax_one(self, block: slice, rng: np.random.Generator, wish: np.ndarray) -> None:
         """Logit choice of one business per staker: one uniform each, drawn for the block."""
         uniform = rng.random(block.stop - block.start, dtype=np.float32)
+        stale = not self._keep_weights or self._cumulative_version != self._consider.version
         consider, temperature = self._consider, self._pop.temperature
-        stale = not self._keep_weights or self._cumulative_version != consider.version
-        for part in self._parts["softmax"]:
+
+        def chunk(part: slice, helper: bool) -> None:  # the uniforms are drawn: choices are fixed
             own = slice(part.start - block.start, part.stop - block.start)
             kept = own if self._keep_weights else slice(0, own.stop - own.start)
-            cumulative = self._cumulative[:, kept]
+            cumulative = (self._cumulative_other if helper else self._cumulative)[:, kept]
             if stale:
                 agents.logit_weights(
                     consider.values(part), temperature, cumulative, consider.value_bound
@@ -100,4 +105,6 @@ class Decisions:
                 agents.cumulative_rows(cumulative)
             rows = agents.draw_rows(cumulative, uniform[own])
             wish[0, part] = consider.to_business(part, rows[None, :])[0]
+
+        parallel.share(chunk, self._parts["softmax"], self._threads)
         self._cumulative_version = consider.version

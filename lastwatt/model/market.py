@@ -10,14 +10,16 @@ stand; performance and baseline draws happen every round all the same (docs/mode
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError, InputError
-from lastwatt.model import agents
+from lastwatt.model import agents, parallel
 from lastwatt.model.allocation import water_fill
 from lastwatt.model.baselines import equal_allocation, proportional_allocation, random_allocation
 from lastwatt.model.beliefs import PublicBeliefs
@@ -93,6 +95,8 @@ class Market:
         width = len(str(biz.count - 1))
         self.business_names = [f"b{i:0{max(width, 2)}d}" for i in range(biz.count)]
 
+        # a large population splits its per-staker work over two threads (same results)
+        self._threads = parallel.threaded(pop.households)
         self._blocks = agents.assign_policies(dict(pop.policies), pop.households)
         self.policy_names = [name for name, _ in self._blocks]
         blocks = [b for _, b in self._blocks]
@@ -107,12 +111,15 @@ class Market:
             streams.market,
             self._beliefs,
             cached=[b for name, b in self._blocks if name in CACHED_POLICIES],
+            threads=self._threads,
         )
-        self._decisions = Decisions(pop, self._blocks, self._consideration, self._k)
+        self._decisions = Decisions(pop, self._blocks, self._consideration, self._k, self._threads)
         self._bonds = Bonds.empty(pop.households, self._k)
         self._wealth = np.full(pop.households, pop.tokens_per_household)
         self._rewards = np.zeros(pop.households)
         self._slashed = np.zeros(pop.households)
+        self._gain = np.empty(pop.households)  # of the last settled round
+        self._loss = np.empty(pop.households)
         self._abstained = np.zeros(pop.households, dtype=np.int32)  # half the traffic of int64
         mech = cfg.mechanism
         self._terms = {  # of every settlement
@@ -134,7 +141,7 @@ class Market:
         self._abstain = np.zeros(pop.households, dtype=bool)
         self._staker_stake = np.zeros(pop.households)  # 0 for abstaining / unbonding stakers
         self._sort_work = np.empty(pop.households)
-        self._holdings: _Holdings | None = None
+        self._holdings: _Holdings | Future[_Holdings] | None = None  # a Future: being measured
         self._bonded: np.ndarray | None = None  # (S,) bool, of the last round that bonded
         self._participation = 0.0
         self._bonded_per_policy = self._abstaining_per_policy = np.zeros(len(blocks))
@@ -150,12 +157,16 @@ class Market:
             self._cap_round_s = round_s
         return self._cap_wh
 
+    def _measure_holdings(self) -> _Holdings:
+        supply = float(self._wealth.sum())
+        gini_ = gini(self._wealth, self._sort_work, supply)
+        return _Holdings(supply, gini_, self._block_sums(self._wealth))
+
     def _holding_metrics(self) -> _Holdings:
         if self._holdings is None:
-            supply = float(self._wealth.sum())
-            self._holdings = _Holdings(
-                supply, gini(self._wealth, self._sort_work, supply), self._block_sums(self._wealth)
-            )
+            self._holdings = self._measure_holdings()
+        elif isinstance(self._holdings, Future):
+            self._holdings = parallel.collect(self._holdings, self._measure_holdings)
         return self._holdings
 
     # ---- steps 3-5 -----------------------------------------------------------------------
@@ -173,7 +184,7 @@ class Market:
         else:
             deciding = ~abstain
         wish = self._decisions.decide(bonds, rng)
-        self._bonded = bonds.apply(wish, deciding, self._mech.unbonding_rounds)
+        self._bonded = bonds.apply(wish, deciding, self._mech.unbonding_rounds, self._threads)
         self._participation = np.count_nonzero(self._bonded) / n_stakers
         self._abstaining_per_policy = self._block_sums(abstain)
 
@@ -203,8 +214,12 @@ class Market:
             stake, selected_idx = reuse[0].copy(), reuse[1]
         else:
             staker_stake = np.multiply(self._wealth, self._bonded, out=self._staker_stake)
+            measure = partial(self._block_sums, staker_stake)  # beside the stake per business
+            per_policy = parallel.submit(measure) if self._threads else None
             stake = bonded_stake_per_business(self._bonds.choice, staker_stake, n)
-            self._bonded_per_policy = self._block_sums(staker_stake)
+            self._bonded_per_policy = (
+                parallel.collect(per_policy, measure) if per_policy else measure()
+            )
             some_offline = available is not None and not avail.all()
             selected_idx = select_active_set(
                 stake, self._biz.active_set, rng, avail if some_offline else None
@@ -310,14 +325,25 @@ class Market:
             minted_tokens=minted,
             **self._terms,
         )
-        gain, loss = gains_and_losses(
-            biz.credit_per_token, biz.slash_per_token, self._bonds.choice, self._staker_stake
+        credit, slash = biz.credit_per_token, biz.slash_per_token
+        gain, loss = self._gain, self._loss
+
+        def pay(*arrays: np.ndarray) -> None:  # per staker: pieces agree with one pass
+            choice, stake, gain, loss, wealth, rewards, slashed = arrays
+            gains_and_losses(credit, slash, choice, stake, gain, loss)
+            wealth += gain  # in two steps: no temporary of S values
+            wealth -= loss
+            rewards += gain
+            slashed += loss
+
+        per_staker = [self._bonds.choice, self._staker_stake, gain, loss]
+        parallel.split(
+            pay, [*per_staker, self._wealth, self._rewards, self._slashed], self._threads
         )
-        self._wealth += gain  # in two steps: no temporary of S values
-        self._wealth -= loss
-        self._rewards += gain
-        self._slashed += loss
-        self._holdings = self._idle_selection = None  # holdings, hence stake, have changed
+        self._idle_selection = None  # holdings, hence stake, have changed
+        # the holdings are final: a large population measures them (a sort) on another thread
+        # while beliefs are published; settle() collects them
+        self._holdings = parallel.submit(self._measure_holdings) if self._threads else None
 
         pool, cap_wh, avail, biz_cfg = plan.business_pool_wh, plan.cap_wh, plan.available, self._biz
         active = biz_cfg.active_set if self._mech.oracle_respects_active_set else None

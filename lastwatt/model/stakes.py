@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lastwatt.model import parallel
+
 
 @dataclass(slots=True)
 class Bonds:
@@ -38,22 +40,37 @@ class Bonds:
         return idle
 
     def apply(
-        self, new_choice: np.ndarray, deciding: np.ndarray, unbonding_rounds: int
+        self,
+        new_choice: np.ndarray,
+        deciding: np.ndarray,
+        unbonding_rounds: int,
+        threads: bool = False,
     ) -> np.ndarray:
         """Take ``new_choice`` (k, S) for the deciding stakers; return who is bonded this round
-        (``deciding`` itself when nobody can be unbonding).
+        (``deciding`` itself when nobody can be unbonding). ``threads``: per staker, in
+        pieces on two threads (:func:`lastwatt.model.parallel.split`).
 
         A switch (another set of businesses than before) with ``unbonding_rounds = u > 0``
         leaves the stake idle this round and the next ``u - 1``.
         """
-        bonded = deciding
-        if unbonding_rounds > 0:
-            changed = np.any(np.sort(new_choice, axis=0) != np.sort(self.choice, axis=0), axis=0)
-            switching = deciding & self.has_choice & changed
-            self.unbond_left[switching] = unbonding_rounds - 1
-            bonded = deciding & ~switching
-        np.copyto(self.choice, new_choice, where=deciding)
-        self.has_choice |= deciding
+        if unbonding_rounds == 0 and not threads:  # the common small case, without detours
+            np.copyto(self.choice, new_choice, where=deciding)
+            self.has_choice |= deciding
+            return deciding
+        bonded = deciding if unbonding_rounds == 0 else np.empty_like(deciding)
+
+        def stakers(*arrays: np.ndarray) -> None:
+            new, now, bonded, choice, has_choice, unbond_left = arrays
+            if unbonding_rounds > 0:
+                changed = np.any(np.sort(new, axis=0) != np.sort(choice, axis=0), axis=0)
+                switching = now & has_choice & changed
+                unbond_left[switching] = unbonding_rounds - 1
+                np.greater(now, switching, out=bonded)  # deciding and not switching
+            np.copyto(choice, new, where=now)
+            has_choice |= now
+
+        state = [self.choice, self.has_choice, self.unbond_left]
+        parallel.split(stakers, [new_choice, deciding, bonded, *state], threads)
         return bonded
 
 
@@ -73,13 +90,19 @@ def gains_and_losses(
     slash_per_token: np.ndarray,
     choice: np.ndarray,
     staker_stake_tokens: np.ndarray,
+    gain: np.ndarray | None = None,
+    loss: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens (S,) each staker gains and loses from per-token rates (N,) over its slots."""
-    k = choice.shape[0]
+    """Tokens (S,) each staker gains and loses from per-token rates (N,) over its slots,
+    into ``gain`` and ``loss`` when given."""
+    k, n_stakers = choice.shape
+    gain = np.empty(n_stakers) if gain is None else gain
+    loss = np.empty(n_stakers) if loss is None else loss
     if k == 1:  # a business is credited or slashed, never both: one gather, split by sign
-        delta = np.take(credit_per_token - slash_per_token, choice[0])
+        delta = np.take(credit_per_token - slash_per_token, choice[0], out=loss, mode="clip")
         delta *= staker_stake_tokens
-        gain = np.maximum(delta, 0.0)
+        np.maximum(delta, 0.0, out=gain)
         return gain, np.subtract(gain, delta, out=delta)  # max(d, 0) - d == max(-d, 0)
     share = staker_stake_tokens / k
-    return credit_per_token[choice].sum(axis=0) * share, slash_per_token[choice].sum(axis=0) * share
+    np.multiply(credit_per_token[choice].sum(axis=0), share, out=gain)
+    return gain, np.multiply(slash_per_token[choice].sum(axis=0), share, out=loss)
