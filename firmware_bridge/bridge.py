@@ -4,10 +4,14 @@ For every vendor device in the config it subscribes to the device's native ``set
 to its vendor topics. A setpoint becomes a relay command; vendor energy registers become
 native ``meter`` readings with a monotonic ``energy_wh``; vendor availability becomes the
 native retained ``status``. Vendor plugs know nothing of quotas or ``valid_until``, so the
-bridge enforces both: it switches a plug off when the energy metered since the round's
-first setpoint reaches ``quota_wh``, and when ``valid_until`` passes. With ``failsafe`` on it
-also arms the plug's own timer (PulseTime / toggle_after) so the plug turns off by itself
-when the bridge dies.
+bridge enforces both. With ``failsafe`` on (the default) it arms the plug's own off-timer
+(Tasmota PulseTime, Shelly toggle_after) for the predicted time to quota — remaining quota /
+last measured power — capped at ``valid_until``, and re-arms it at every reading while the
+plug is on: the plug stops itself at its quota, without the reading -> bridge -> command
+delay, and at ``valid_until`` even when the bridge is gone. As a backstop the bridge switches
+a plug off when the energy metered since the round's first setpoint reaches ``quota_wh`` and
+when ``valid_until`` passes. A plug whose timer stopped it early (its draw fell) is read
+and switched on again while quota is left.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ log = logging.getLogger(__name__)
 # within this window of the last one published is not republished. Later it is: an idle
 # device's reading is the baseline of a controller that (re)subscribed after the last change.
 SAME_READING_WINDOW_S = 0.5
+# The plug's off-timer is restarted when a reading moves the predicted stop by more than this
+# share of the time between readings (later: at most that share of an interval overshoot).
+# Not on every reading: Tasmota writes PulseTime to its settings flash each time.
+REARM_SHARE = 0.1
 
 
 @dataclass(slots=True)
@@ -57,6 +65,10 @@ class DeviceState:
     on: bool | None = None  # as last reported by the device
     online: bool | None = None
     power_w: float = 0.0
+    on_power_w: float = 0.0  # the last power measured while drawing: predicts time to quota
+    timer_end_mono: float = math.inf  # when the off-timer we armed should end, bridge clock
+    stopped_self: bool = False  # the plug's timer switched it off while we wanted it on
+    reading_gap_s: float = 0.0  # time between the last two readings
     seen_counter: bool = False
     last_counter_mono: float = field(default=-math.inf)
     last_sent_mono: float = field(default=-math.inf)
@@ -170,11 +182,16 @@ class Bridge:
                 st.round_start_wh = st.counter.energy_wh  # first register after the setpoint
             if ev.power_w is not None:
                 st.power_w = ev.power_w
+                if ev.power_w > 0:
+                    st.on_power_w = ev.power_w
             mono = time.monotonic()
             st.seen_counter = True
             st.last_counter_mono = mono
             values = (st.counter.energy_wh, st.power_w, bool(st.on))
-            if values != st.last_sent or mono - st.last_sent_mono > SAME_READING_WINDOW_S:
+            fresh = values != st.last_sent  # Shelly sends each register twice
+            if fresh and math.isfinite(st.last_sent_mono):
+                st.reading_gap_s = mono - st.last_sent_mono
+            if fresh or mono - st.last_sent_mono > SAME_READING_WINDOW_S:
                 st.last_sent, st.last_sent_mono = values, mono
                 reading = MeterReading(st.entry.id, now, *values)
                 self._send(Publish(topics.meter_topic(self.site, st.entry.id), encode(reading)))
@@ -182,10 +199,23 @@ class Bridge:
             if st.want_on and st.round_energy_wh() >= st.quota_wh:
                 self.counts["quota_off"] += 1
                 self._switch(st, False)
+            elif st.want_on and st.stopped_self:  # its register read after the timer: go on
+                st.stopped_self = False
+                self._switch(st, True)
+                self.counts["timer_resumed"] += st.want_on
+            elif fresh and st.want_on and st.on and self.cfg.failsafe:
+                self._rearm(st)
         elif isinstance(ev, Switched):
-            st.on = ev.on
+            was_on, st.on = st.on, ev.on
             if ev.on and not st.want_on:  # switched on by a button, a reboot or a late reply
                 self._send_all(st.dialect.switch(st.topic, False))
+            elif was_on and not ev.on and st.want_on and self.cfg.failsafe:
+                # our timer ended before the quota did (the draw fell, or timer resolution):
+                # read the register now and decide on the reading
+                st.stopped_self = True
+                st.timer_end_mono = math.inf
+                self.counts["timer_off"] += 1
+                self._send_all(st.dialect.poll(st.topic))
         elif isinstance(ev, Online):
             st.online = ev.online
             status = DeviceStatus(st.entry.id, ev.online, now)
@@ -203,6 +233,7 @@ class Bridge:
         if sp.round > st.round:
             st.round = sp.round
             st.round_start_wh = st.counter.energy_wh if st.seen_counter else None
+            st.stopped_self = False
         st.quota_wh = sp.quota_wh
         st.valid_until = sp.valid_until
         self.counts["setpoints"] += 1
@@ -213,9 +244,40 @@ class Bridge:
 
     def _switch(self, st: DeviceState, on: bool) -> None:
         now = self.clock()
-        st.want_on = on and now < st.valid_until and st.round_energy_wh() < st.quota_wh
-        failsafe_s = st.valid_until - now if (st.want_on and self.cfg.failsafe) else None
-        self._send_all(st.dialect.switch(st.topic, st.want_on, failsafe_s))
+        want = on and now < st.valid_until and st.round_energy_wh() < st.quota_wh
+        off_s = None
+        st.timer_end_mono = math.inf
+        if want and self.cfg.failsafe:
+            left_s, reason = self._time_left_s(st, now)
+            off_s = st.dialect.off_timer_s(left_s)
+            if off_s <= 0:  # less quota / validity left than the timer's shortest step
+                want = False
+                self.counts[reason] += 1
+            st.timer_end_mono = time.monotonic() + left_s
+        st.want_on = want
+        self._send_all(st.dialect.switch(st.topic, want, off_s))
+
+    def _time_left_s(self, st: DeviceState, now: float) -> tuple[float, str]:
+        """Until the predicted quota (at the last measured power) or ``valid_until``, and
+        the counter of the stop that comes first."""
+        left_s, reason = st.valid_until - now, "valid_until_off"
+        if st.on_power_w > 0 and math.isfinite(st.quota_wh):
+            quota_s = (st.quota_wh - st.round_energy_wh()) / st.on_power_w * 3600.0
+            if quota_s < left_s:
+                left_s, reason = quota_s, "quota_off"
+        return left_s, reason
+
+    def _rearm(self, st: DeviceState) -> None:
+        left_s, _ = self._time_left_s(st, self.clock())
+        off_s = st.dialect.off_timer_s(left_s)
+        if off_s <= 0:
+            self._switch(st, True)  # less than one timer step left: this switches it off
+            return
+        end = time.monotonic() + left_s  # the wanted end, before the timer's rounding down
+        if abs(end - st.timer_end_mono) > REARM_SHARE * st.reading_gap_s:
+            st.timer_end_mono = end
+            self.counts["timer_rearmed"] += 1
+            self._send_all(st.dialect.rearm(st.topic, off_s))
 
     def _expire(self, st: DeviceState) -> None:
         if st.want_on and self.clock() >= st.valid_until:

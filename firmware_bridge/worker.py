@@ -9,6 +9,7 @@ the loop goes on: bad input must never stop it.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -24,6 +25,7 @@ from lastwatt.transport.mqtt_client import Inbound
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _STOP = object()
+DRAIN_MAX = 1000  # queued items handled per round before due timers get their turn
 
 
 class Worker:
@@ -69,10 +71,18 @@ class Worker:
                 item = self.queue.get(timeout=timeout)
             except queue.Empty:
                 item = None
-            if item is _STOP:
-                return
-            if item is not None:
+            # drain what is waiting before the timers: with one item per round, a long timer
+            # (the fleet's telemetry sweep) let commands and calls pile up without bound
+            handled = 0
+            while item is not None:
+                if item is _STOP:
+                    return
                 self._handle(item)
+                handled += 1
+                item = None
+                if handled < DRAIN_MAX:
+                    with contextlib.suppress(queue.Empty):
+                        item = self.queue.get_nowait()
             now = time.monotonic()
             while self._timers and self._timers[0][0] <= now:
                 _, _, fn = heapq.heappop(self._timers)

@@ -18,7 +18,7 @@ DEV = "shellyplus1pm-4417939341dc"
 
 def test_switch_set_frame_has_id_src_and_goes_to_rpc_unretained():
     d = ShellyDialect([DEV], src="bridge-x")
-    [p] = d.switch(DEV, True, failsafe_s=120)
+    [p] = d.switch(DEV, True, off_after_s=120)
     frame = json.loads(p.payload)
     assert p.topic == f"{DEV}/rpc" and p.qos == 1 and not p.retain
     assert frame["src"] == "bridge-x" and isinstance(frame["id"], int)
@@ -113,7 +113,7 @@ def test_simulated_shelly_rpc_errors_and_frame_without_src():
 
 def test_simulated_shelly_aenergy_total_is_wh_and_toggle_after_switches_off():
     fw, d = _firmware(), ShellyDialect([DEV], src="me")
-    [cmd] = d.switch(DEV, True, failsafe_s=1800)
+    [cmd] = d.switch(DEV, True, off_after_s=1800)
     fw.handle("rpc", cmd.payload, 0.0)
     out = fw.telemetry(1800.0)
     events = d.decode(f"{DEV}/events/rpc", out[0].payload)[1]

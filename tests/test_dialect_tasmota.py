@@ -9,8 +9,8 @@ import pytest
 
 from firmware_bridge.dialects import Counter, DialectError, Online
 from firmware_bridge.dialects.base import Switched
-from firmware_bridge.dialects.tasmota import TasmotaDialect, pulsetime_value
-from firmware_bridge.simulated.tasmota import TasmotaFirmware, pulsetime_seconds
+from firmware_bridge.dialects.tasmota import TasmotaDialect, pulsetime_seconds, pulsetime_value
+from firmware_bridge.simulated.tasmota import TasmotaFirmware
 from lastwatt.devices import DeviceModel, profile_fn
 
 SENSOR = (b'{"Time":"2026-11-26T22:00:00","ENERGY":{"TotalStartTime":"2026-01-01T00:00:00",'
@@ -46,16 +46,25 @@ def test_lwt_online_offline():
 
 def test_commands_are_never_retained_and_failsafe_sets_pulsetime_before_power_on():
     d = TasmotaDialect(["plug1"])
-    out = d.switch("plug1", True, failsafe_s=300)
+    out = d.switch("plug1", True, off_after_s=300)
     assert [(p.topic, p.payload) for p in out] == [
         ("cmnd/plug1/PulseTime", b"400"), ("cmnd/plug1/POWER", b"ON")]
     assert not any(p.retain for p in out + d.switch("plug1", False) + d.poll("plug1"))
-    assert [p.payload for p in d.switch("plug1", False, failsafe_s=300)] == [b"OFF"]
+    assert [p.payload for p in d.switch("plug1", False, off_after_s=300)] == [b"OFF"]
 
 
-@pytest.mark.parametrize("seconds", [0.5, 11.1, 12, 3600, 64_800])
+@pytest.mark.parametrize("seconds", [0.1, 0.3, 0.5, 11.1, 12, 3600, 64_800])
 def test_pulsetime_encoding_round_trips(seconds):
     assert pulsetime_seconds(pulsetime_value(seconds)) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(("seconds", "value"), [
+    (0.05, 0), (0.1, 1), (0.37, 3), (11.1, 111), (11.9, 111), (12.7, 112), (1e6, 64_900)])
+def test_pulsetime_never_ends_later_than_asked(seconds, value):
+    assert pulsetime_value(seconds) == value
+    assert TasmotaDialect(["plug1"]).off_timer_s(seconds) == pytest.approx(
+        pulsetime_seconds(value))
+    assert pulsetime_seconds(value) <= seconds
 
 
 def test_custom_full_topic_layout_is_followed():
@@ -115,6 +124,19 @@ def test_simulated_tasmota_pulsetime_switches_itself_off():
     assert fw.expire(1029.0) == [] and fw.model.on
     out = fw.expire(1030.0)
     assert not fw.model.on and out[-1].payload == b"OFF"
+
+
+def test_simulated_tasmota_pulsetime_restarts_the_running_countdown_as_the_firmware_does():
+    fw, d = _firmware(), TasmotaDialect(["plug1"])
+    for p in d.switch("plug1", True, off_after_s=30):
+        fw.handle(p.topic.rsplit("/", 1)[1], p.payload, 1000.0)
+    assert fw.off_at == pytest.approx(1030.0)
+    [rearm] = d.rearm("plug1", 5.0)
+    [answer] = fw.handle("PulseTime", rearm.payload, 1010.0)  # relay stays on, 5 s from now
+    assert json.loads(answer.payload) == {"PulseTime1": {"Set": 50, "Remaining": 50}}
+    assert fw.model.on and fw.off_at == pytest.approx(1015.0)
+    assert fw.expire(1014.0) == [] and fw.model.on
+    assert fw.expire(1015.0) and not fw.model.on
 
 
 def test_simulated_tasmota_teleperiod_follows_firmware_limits():

@@ -75,8 +75,19 @@ class Dialect(ABC):
         return list(self.routes)
 
     @abstractmethod
-    def switch(self, device_topic: str, on: bool, failsafe_s: float | None = None) -> list[Publish]:
-        """Commands that switch the relay; ``failsafe_s``: the device turns off by itself after."""
+    def switch(self, device_topic: str, on: bool, off_after_s: float | None = None
+               ) -> list[Publish]:
+        """Commands that switch the relay; with ``off_after_s`` (a value of :meth:`off_timer_s`)
+        an ON also arms the device's own off-timer: it switches itself off that much later."""
+
+    @abstractmethod
+    def rearm(self, device_topic: str, off_after_s: float) -> list[Publish]:
+        """Commands that restart the off-timer of a relay that is on, without switching it."""
+
+    @abstractmethod
+    def off_timer_s(self, seconds: float) -> float:
+        """The longest off-timer the device can run that ends no later than ``seconds`` from
+        now (its encoding's resolution, rounded down); 0 when even its shortest is too long."""
 
     @abstractmethod
     def poll(self, device_topic: str) -> list[Publish]:

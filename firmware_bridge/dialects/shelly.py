@@ -4,11 +4,13 @@ Requests go to ``<prefix>/rpc`` with our ``src``; answers come back on ``<src>/r
 matched on ``id``. State arrives as ``NotifyStatus`` / ``NotifyFullStatus`` on
 ``<prefix>/events/rpc`` (on by default on real devices) and, when the user enabled generic
 status updates, on ``<prefix>/status/switch:0``. ``aenergy.total`` is in Wh. The failsafe is
-``toggle_after``: the relay flips back off by itself when the setpoint's validity ends.
+``toggle_after`` (seconds) in ``Switch.Set``: the relay flips back off by itself; another
+``Switch.Set`` with ``toggle_after`` restarts the timer.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -27,6 +29,7 @@ from firmware_bridge.dialects.base import (
 
 SWITCH = "switch:0"
 MAX_PENDING = 100_000  # requests awaiting an answer; the oldest are forgotten beyond this
+TIMER_STEP_S = 0.01  # toggle_after is sent with 2 decimals
 
 
 def switch_events(status: Any) -> list[Event]:
@@ -78,11 +81,18 @@ class ShellyDialect(Dialect):
         frame = {"id": rid, "src": self.src, "method": method, "params": params}
         return Publish(f"{device_topic}/rpc", dumps(frame), 1, False)
 
-    def switch(self, device_topic: str, on: bool, failsafe_s: float | None = None) -> list[Publish]:
+    def switch(self, device_topic: str, on: bool, off_after_s: float | None = None
+               ) -> list[Publish]:
         params: dict[str, Any] = {"id": 0, "on": on}
-        if on and failsafe_s is not None:
-            params["toggle_after"] = round(max(failsafe_s, 0.1), 1)
+        if on and off_after_s is not None:
+            params["toggle_after"] = self.off_timer_s(off_after_s)
         return [self.request(device_topic, "Switch.Set", params, on)]
+
+    def rearm(self, device_topic: str, off_after_s: float) -> list[Publish]:
+        return self.switch(device_topic, True, off_after_s)
+
+    def off_timer_s(self, seconds: float) -> float:
+        return round(max(0, math.floor(seconds / TIMER_STEP_S + 1e-6)) * TIMER_STEP_S, 2)
 
     def poll(self, device_topic: str) -> list[Publish]:
         return [self.request(device_topic, "Switch.GetStatus", {"id": 0}, False)]

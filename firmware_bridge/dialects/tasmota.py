@@ -2,12 +2,15 @@
 
 Topics follow the device's FullTopic (default ``%prefix%/%topic%/``) with the prefixes
 ``cmnd``/``stat``/``tele``. Energy comes from ``ENERGY.Total`` in kWh (1 Wh resolution),
-never from ``Period``. The failsafe is ``PulseTime``: sent before ``POWER ON`` it makes the
-relay switch itself off after the setpoint's remaining validity, even if the bridge dies.
+never from ``Period``. The device's off-timer is ``PulseTime``: sent before ``POWER ON`` it
+makes the relay switch itself off that much later, and sent while the relay is on it restarts
+the running countdown (the firmware's ``CmndPulsetime`` calls ``SetPulseTimer``), so the
+bridge can keep it at the predicted time to quota even if the bridge then dies.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from firmware_bridge.dialects.base import (
@@ -27,10 +30,16 @@ PULSETIME_MAX_S = 64_800  # PulseTime 112..64900 means (value - 100) seconds
 
 
 def pulsetime_value(seconds: float) -> int:
-    """PulseTime's encoding: 1..111 in 0.1 s steps, 112..64900 = seconds + 100."""
-    if seconds <= 11.1:
-        return max(1, round(seconds * 10))
-    return min(round(seconds), PULSETIME_MAX_S) + 100
+    """The PulseTime that ends no later than ``seconds``: 1..111 count 0.1 s, 112..64900 are
+    seconds + 100 (so 11.1 s < t < 12 s is not encodable: 11.1 s). 0 (no timer) below 0.1 s."""
+    if seconds >= 12:
+        return min(math.floor(seconds), PULSETIME_MAX_S) + 100
+    return max(0, min(math.floor(seconds * 10 + 1e-6), 111))  # 1e-6: 0.3 * 10 is 2.999...
+
+
+def pulsetime_seconds(value: int) -> float:
+    """What a PulseTime value means, in seconds (0: no timer)."""
+    return value / 10.0 if value <= 111 else float(value - 100)
 
 
 def parse_power(text: str) -> bool:
@@ -74,12 +83,19 @@ class TasmotaDialect(Dialect):
     def cmd(self, device_topic: str, command: str, value: str) -> Publish:
         return Publish(self.topic(self.cmnd, device_topic, command), value.encode(), 1, False)
 
-    def switch(self, device_topic: str, on: bool, failsafe_s: float | None = None) -> list[Publish]:
+    def switch(self, device_topic: str, on: bool, off_after_s: float | None = None
+               ) -> list[Publish]:
         out = []
-        if on and failsafe_s is not None:
-            out.append(self.cmd(device_topic, "PulseTime", str(pulsetime_value(failsafe_s))))
+        if on and off_after_s is not None:
+            out += self.rearm(device_topic, off_after_s)  # POWER ON arms what PulseTime holds
         out.append(self.cmd(device_topic, "POWER", "ON" if on else "OFF"))
         return out
+
+    def rearm(self, device_topic: str, off_after_s: float) -> list[Publish]:
+        return [self.cmd(device_topic, "PulseTime", str(pulsetime_value(off_after_s)))]
+
+    def off_timer_s(self, seconds: float) -> float:
+        return pulsetime_seconds(pulsetime_value(seconds))
 
     def poll(self, device_topic: str) -> list[Publish]:
         # an empty POWER payload is a query; Status 10 answers with the ENERGY block

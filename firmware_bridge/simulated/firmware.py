@@ -17,6 +17,10 @@ from typing import ClassVar
 from firmware_bridge.dialects.base import Publish
 from lastwatt.devices import DeviceModel
 
+# the fleet schedules expiries on the monotonic clock and checks them on the epoch clock:
+# a timer that comes a hair early by the other clock must still fire
+EXPIRE_SLACK_S = 1e-3
+
 
 class Firmware(ABC):
     dialect: ClassVar[str]
@@ -71,7 +75,7 @@ class Firmware(ABC):
         return was_on
 
     def expire(self, now: float) -> list[Publish]:
-        if now < self.off_at:
+        if now < self.off_at - EXPIRE_SLACK_S:
             return []
         self.off_at = math.inf
         self.set_relay(False, now)

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 PER_DEVICE_MAX = 200  # auto mode: one connection per device up to this many devices
 DEVICES_PER_CONNECTION = 1000  # auto mode beyond that
 SWEEP_S = 0.01  # telemetry timer resolution
+SWEEP_SLICE_S = 0.02  # longest stretch of telemetry before queued commands get their turn
 FLUSH_TIMEOUT_S = 10.0  # stop(): wait this long for the goodbyes to be acknowledged
 
 Dialect = Literal["native", "tasmota", "shelly"]
@@ -238,10 +239,19 @@ class Fleet:
         self._sweep()
 
     def _sweep(self) -> None:
-        """Publish every device's due telemetry; one wake-up per SWEEP_S, not one per device."""
+        """Publish every device's due telemetry; one wake-up per SWEEP_S, not one per device.
+
+        A sweep runs at most SWEEP_SLICE_S and then lets the worker handle commands and calls
+        before it goes on: a fleet that falls behind must not answer commands seconds late."""
         now = time.monotonic()
+        slice_end = now + SWEEP_SLICE_S
         due = self._due
+        sent = 0
         while due and due[0][0] <= now:
+            sent += 1
+            if sent % 64 == 0 and time.monotonic() > slice_end:
+                self.worker.call_at(time.monotonic(), self._sweep)  # the rest right after
+                return
             t, i = heapq.heappop(due)
             if i in self.dead:
                 continue

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from firmware_bridge.dialects.base import DialectError, Publish, dumps
-from firmware_bridge.dialects.tasmota import DEFAULT_FULL_TOPIC, parse_power
+from firmware_bridge.dialects.tasmota import DEFAULT_FULL_TOPIC, parse_power, pulsetime_seconds
 from firmware_bridge.simulated.firmware import Firmware
 
 VOLTAGE_V = 230.0
@@ -23,10 +23,6 @@ POWER_FACTOR = 0.95
 
 def tasmota_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def pulsetime_seconds(value: int) -> float:
-    return value / 10.0 if value <= 111 else float(value - 100)
 
 
 class TasmotaFirmware(Firmware):
@@ -71,9 +67,12 @@ class TasmotaFirmware(Firmware):
         if command == "PULSETIME" or command == "PULSETIME1":
             if arg:
                 self.pulsetime = _int_arg(arg, "PulseTime", 0, 64900)
-            remaining = max(0.0, self.off_at - now) if math.isfinite(self.off_at) else 0.0
+                # as the firmware's SetPulseTimer: the countdown (re)starts now, relay on or off
+                pulse_s = pulsetime_seconds(self.pulsetime)
+                self.off_at = now + pulse_s if self.pulsetime > 0 else math.inf
+            remaining_s = max(0.0, self.off_at - now) if math.isfinite(self.off_at) else 0.0
             return [self._stat("RESULT", {"PulseTime1": {
-                "Set": self.pulsetime, "Remaining": round(remaining * 10)}})]
+                "Set": self.pulsetime, "Remaining": _pulsetime_remaining(remaining_s)}})]
         if command == "STATUS" and arg == "10":
             return [self._stat("STATUS10", {"StatusSNS": self._sensor(now)})]
         if command == "TELEPERIOD":
@@ -132,6 +131,12 @@ class TasmotaFirmware(Firmware):
 def tasmota_uptime(seconds: int) -> str:
     h, rest = divmod(seconds % 86400, 3600)
     return f"{h:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _pulsetime_remaining(seconds: float) -> int:
+    """GetPulseTimer's encoding of the time left: 0.1 s units up to 11.1 s, else s + 100."""
+    ms = int(seconds * 1000)
+    return ms // 1000 + 100 if ms > 11_100 else ms // 100
 
 
 def _int_arg(arg: str, name: str, low: int, high: int) -> int:
