@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +11,7 @@ import typer
 
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.config import load_bridge_config
+from firmware_bridge.service import serve_until_signalled
 from lastwatt.errors import InputError
 from lastwatt.transport.mqtt_config import parse_broker_url
 
@@ -34,16 +32,11 @@ def serve(
     if mqtt is not None:
         parse_broker_url(mqtt)
     bridge = Bridge(cfg, mqtt).start()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    logging.info("bridge up: %d vendor devices on site %s", len(bridge.devices), cfg.site)
-    next_stats = time.monotonic() + STATS_EVERY_S
-    while not stop.wait(1.0):
-        if time.monotonic() >= next_stats:
-            next_stats += STATS_EVERY_S
-            logging.info("counts %s rejected %s", dict(bridge.counts), dict(bridge.rejected))
-    bridge.stop()
+    log = logging.getLogger("firmware_bridge")
+    log.info("bridge up: %d vendor devices on site %s", len(bridge.devices), cfg.site)
+    serve_until_signalled(
+        lambda: f"counts {dict(bridge.counts)} rejected {dict(bridge.rejected)}", bridge.stop,
+        log, STATS_EVERY_S)
 
 
 def main() -> None:

@@ -6,14 +6,12 @@ The lead registers :func:`devices` in ``lastwatt/cli.py`` (``app.command()(devic
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from firmware_bridge.service import serve_until_signalled
 from firmware_bridge.simulated.site import fleet_devices, fleet_options
 from lastwatt.config import load_config
 from lastwatt.errors import InputError
@@ -52,14 +50,8 @@ def devices(
         overrides["telemetry_s"] = telemetry_s
     fleet = Fleet(mqtt, fleet_devices(cfg, dialect, count), fleet_options(cfg, **overrides),
                   cfg.mqtt).start()  # type: ignore[arg-type]
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     log = logging.getLogger("lastwatt.devices")
     log.warning("%d simulated devices up on %s", len(fleet.firmware), mqtt)
-    next_stats = time.monotonic() + STATS_EVERY_S
-    while not stop.wait(0.5):
-        if time.monotonic() >= next_stats:
-            next_stats += STATS_EVERY_S
-            log.warning("counts %s rejected %s", dict(fleet.counts), dict(fleet.rejected))
-    fleet.stop()
+    serve_until_signalled(
+        lambda: f"counts {dict(fleet.counts)} rejected {dict(fleet.rejected)}", fleet.stop,
+        log, STATS_EVERY_S)

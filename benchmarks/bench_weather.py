@@ -1,6 +1,6 @@
 """Precomputation time of the weather and demand series for one year of hourly rounds.
 
-    python benchmarks/weather_series.py
+    python benchmarks/bench_weather.py
 
 Cold = first call in the process (reads the file, runs pvlib, includes the pvlib import);
 warm = repeated call with the in-process cache. Target: warm well under 0.5 s.
