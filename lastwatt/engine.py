@@ -76,11 +76,13 @@ class Engine:
         self, cfg: Config, env: simpy.Environment, clock: Clock, market: Market,
         production_wh: np.ndarray, split: EnergySplit, devices: Devices, transport: Transport,
         record: Callable[[RoundResult], None], settle_grace_s: float = 0.0,
+        draw_factor: np.ndarray | None = None,
     ) -> None:
         self.cfg, self.env, self.clock, self.market = cfg, env, clock, market
         self.production_wh = production_wh
         self.split, self.devices, self.transport, self.record = split, devices, transport, record
         self.settle_grace_s = settle_grace_s
+        self.draw_factor = draw_factor  # (R, N) businesses' load profiles; None: flat
         self.book = MeterBook(devices.ids)
         self.online = np.zeros(len(devices.ids), dtype=bool)
         self.quota_wh = np.zeros(len(devices.ids))  # current round, physical Wh
@@ -122,8 +124,10 @@ class Engine:
             self.max_lag_s = max(self.max_lag_s, lag)
             if lag > LAG_WARN_S:
                 log.warning("round %d starts %.2f s behind the wall clock", k, lag)
-            plan = self.market.plan(k, float(self.split.business_pool_wh[k]), round_s,
-                                    self._available())
+            plan = self.market.plan(
+                k, float(self.split.business_pool_wh[k]), round_s, self._available(),
+                None if self.draw_factor is None else self.draw_factor[k],
+            )
             self._send_plan(k, plan, production_wh, t0)
             yield from self._meter_round(t0 + round_s, last=k == self.cfg.rounds - 1)
             self.transport.drain()

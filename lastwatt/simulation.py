@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import simpy
 
 from lastwatt import __version__
 from lastwatt.config import Config
@@ -74,9 +75,9 @@ def device_table(cfg: Config, max_power_w: np.ndarray) -> tuple[Devices, dict[st
     return Devices([e[0] for e in entries], business, dev_max), {e[0]: e[2] for e in entries}
 
 
-def mock_transport(cfg: Config, env, clock: Clock, devices: Devices,
-                   rng: np.random.Generator) -> MemoryTransport:
-    load = business_load_factor(cfg)  # (R, N)
+def mock_transport(cfg: Config, env: simpy.Environment, clock: Clock, devices: Devices,
+                   rng: np.random.Generator, load: np.ndarray) -> MemoryTransport:
+    """In-process mock devices; ``load`` (R, N) is each business's draw per round."""
     profile = profile_fn(cfg.devices.profile, cfg.time.round_s)
     mocks = [
         MockDevice(
@@ -109,7 +110,8 @@ def run_simulation(
     devices, dialects = device_table(cfg, market.max_power_w)
     env = make_env(cfg)
     clock = Clock(env, cfg.time.start.timestamp(), cfg.time.realtime, cfg.time.speed)
-    transport = transport or mock_transport(cfg, env, clock, devices, rs.devices)
+    load = business_load_factor(cfg)  # (R, N): what each business can draw, per round
+    transport = transport or mock_transport(cfg, env, clock, devices, rs.devices, load)
 
     run_id = run_id_of(cfg)
     run_dir = Path(out_dir) / run_id if out_dir is not None else None
@@ -124,7 +126,7 @@ def run_simulation(
             progress(result)
 
     engine = Engine(cfg, env, clock, market, production_wh, split, devices, transport, record,
-                    settle_grace_s)
+                    settle_grace_s, None if np.all(load == 1.0) else load)
     error: BaseException | None = None
     try:
         engine.run()

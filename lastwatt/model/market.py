@@ -194,7 +194,12 @@ class Market:
         business_pool_wh: float,
         round_s: float,
         available: np.ndarray | None = None,
+        draw_factor: np.ndarray | None = None,
     ) -> Plan:
+        """Steps 3-5. ``draw_factor`` (N,) in [0, 1]: the share of its maximum power each
+        business can draw this round (its load profile); it scales the caps, for the
+        allocation, the oracle and the baselines alike. None: every business can draw its max.
+        """
         n = self.n_businesses
         try:
             pool_wh = float(business_pool_wh)
@@ -229,6 +234,8 @@ class Market:
         selected = np.zeros(n, dtype=bool)
         selected[selected_idx] = True
         cap_wh = self._caps(round_s)
+        if draw_factor is not None:
+            cap_wh = cap_wh * np.clip(np.asarray(draw_factor, dtype=float), 0.0, 1.0)
         planned_wh = np.zeros(n)
         unplaced_wh = pool_wh
         if pool_wh > 0 and selected_idx.size:  # water-fill the selected only, in index order
