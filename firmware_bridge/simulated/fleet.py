@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from paho.mqtt.client import MQTTMessageInfo
+from paho.mqtt.enums import MQTTErrorCode
 
 from firmware_bridge.dialects.base import DialectError, Publish
 from firmware_bridge.dialects.tasmota import DEFAULT_FULL_TOPIC
@@ -45,7 +47,10 @@ log = logging.getLogger(__name__)
 PER_DEVICE_MAX = 200  # auto mode: one connection per device up to this many devices
 DEVICES_PER_CONNECTION = 1000  # auto mode beyond that
 SWEEP_S = 0.01  # telemetry timer resolution
-SWEEP_SLICE_S = 0.02  # longest stretch of telemetry before queued commands get their turn
+SWEEP_SLICE_S = 0.005  # longest stretch of telemetry before queued commands get their turn
+SWEEP_CHECK = 32  # telemetry ticks between checks of the slice and of the connections' backlog
+BACKLOG_PAUSE_S = 0.001  # a connection still writes the previous batch: let it, then go on
+BACKLOG_WAIT_MAX_S = 0.2  # ... but not longer than this for one batch
 FLUSH_TIMEOUT_S = 10.0  # stop(): wait this long for the goodbyes to be acknowledged
 
 Dialect = Literal["native", "tasmota", "shelly"]
@@ -105,6 +110,9 @@ class Fleet:
         self.conn_of: list[int] = [0] * len(self.firmware)
         self.per_device = False
         self._due: list[tuple[float, int]] = []  # telemetry heap: (monotonic due, device index)
+        self._last_sent: list[MQTTMessageInfo | None] = []  # per connection, newest publish
+        self._marks: list[MQTTMessageInfo | None] = []  # the same at the last sweep check
+        self._marks_mono = -math.inf
 
     def _make(self, d: FleetDevice, profile: Profile, rng: np.random.Generator) -> Firmware:
         o = self.options
@@ -144,6 +152,8 @@ class Fleet:
             )
             client.inbound = self.worker.queue
             self.clients.append(client)  # before start: on_connect publishes through it
+            self._last_sent.append(None)
+            self._marks.append(None)
             client.start()
         self.worker.call(self._schedule_telemetry)
         return self
@@ -242,16 +252,25 @@ class Fleet:
         """Publish every device's due telemetry; one wake-up per SWEEP_S, not one per device.
 
         A sweep runs at most SWEEP_SLICE_S and then lets the worker handle commands and calls
-        before it goes on: a fleet that falls behind must not answer commands seconds late."""
+        before it goes on: a fleet that falls behind must not answer commands seconds late.
+        It also pauses while a connection has not yet written what the sweep gave it at the
+        previous check: a command's answer queues behind that connection's unwritten
+        telemetry, so this bounds the queue (about SWEEP_CHECK messages) and with it the
+        answer's wait, without reordering a device's messages."""
         now = time.monotonic()
         slice_end = now + SWEEP_SLICE_S
         due = self._due
         sent = 0
         while due and due[0][0] <= now:
             sent += 1
-            if sent % 64 == 0 and time.monotonic() > slice_end:
-                self.worker.call_at(time.monotonic(), self._sweep)  # the rest right after
-                return
+            if sent % SWEEP_CHECK == 0:
+                if self._backlogged():
+                    self.counts["backlog_pauses"] += 1
+                    self.worker.call_at(time.monotonic() + BACKLOG_PAUSE_S, self._sweep)
+                    return
+                if time.monotonic() > slice_end:
+                    self.worker.call_at(time.monotonic(), self._sweep)  # the rest right after
+                    return
             t, i = heapq.heappop(due)
             if i in self.dead:
                 continue
@@ -266,6 +285,21 @@ class Fleet:
                 nxt = now + period
             heapq.heappush(due, (nxt, i))
         self.worker.call_at(now + SWEEP_S, self._sweep)
+
+    def _backlogged(self) -> bool:
+        """Is a publish from the previous check still unwritten (QoS 1: unacknowledged)?
+
+        Publishes refused for want of a connection never block, and a mark older than
+        BACKLOG_WAIT_MAX_S is given up on (a QoS 0 packet lost in a disconnect is never
+        written): a connection that goes down must not stop the others' telemetry."""
+        now = time.monotonic()
+        if now - self._marks_mono < BACKLOG_WAIT_MAX_S and any(
+                m is not None and m.rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not m.is_published()
+                for m in self._marks):
+            return True
+        self._marks[:] = self._last_sent
+        self._marks_mono = now
+        return False
 
     def _on_message(self, msg: Inbound) -> None:
         base, _, leaf = msg.topic.rpartition("/")
@@ -306,9 +340,11 @@ class Fleet:
                  qos: int | None = None) -> None:
         if i in self.silent_until or (i in self.dead and not force):
             return
-        client = self.clients[self.conn_of[i]]
+        k = self.conn_of[i]
+        client = self.clients[k]
         for p in out:
-            client.publish(p.topic, p.payload, p.qos if qos is None else qos, p.retain)
+            self._last_sent[k] = client.publish(p.topic, p.payload,
+                                                p.qos if qos is None else qos, p.retain)
         self.counts["published"] += len(out)
 
 
