@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lastwatt.config.influx import InfluxConfig
 from lastwatt.storage.influx import make_influx_recorder
-from lastwatt.storage.influx_config import InfluxConfig
 from lastwatt.storage.points import LineEncoder
 from tests.servers import (
     Server,

@@ -10,10 +10,9 @@ from typing import Annotated
 import typer
 
 from firmware_bridge.bridge import Bridge
-from firmware_bridge.config import load_bridge_config
 from firmware_bridge.service import serve_until_signalled
+from lastwatt.config.bridge import load_bridge_config
 from lastwatt.errors import InputError
-from lastwatt.transport.mqtt_config import parse_broker_url
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 STATS_EVERY_S = 60.0
@@ -29,8 +28,6 @@ def serve(
     """Translate LastWatt's native topics to and from Tasmota / Shelly Gen2 devices."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     cfg = load_bridge_config(config)
-    if mqtt is not None:
-        parse_broker_url(mqtt)
     bridge = Bridge(cfg, mqtt).start()
     log = logging.getLogger("firmware_bridge")
     log.info("bridge up: %d vendor devices on site %s", len(bridge.devices), cfg.site)

@@ -23,7 +23,6 @@ from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from firmware_bridge.config import BridgeConfig
 from firmware_bridge.counters import MonotonicCounter
 from firmware_bridge.dialects import Counter, Dialect, DialectError, Event, Online, Publish
 from firmware_bridge.dialects.base import Switched
@@ -31,7 +30,8 @@ from firmware_bridge.dialects.shelly import ShellyDialect
 from firmware_bridge.dialects.tasmota import TasmotaDialect
 from firmware_bridge.worker import Worker
 from lastwatt.config import DeviceEntry
-from lastwatt.errors import InputError
+from lastwatt.config.bridge import BridgeConfig
+from lastwatt.config.mqtt import resolve_broker
 from lastwatt.messages import DeviceStatus, MessageError, MeterReading, Setpoint, decode, encode
 from lastwatt.transport import topics
 from lastwatt.transport.mqtt import RateLimitedLog
@@ -99,9 +99,7 @@ class Bridge:
 
     def __init__(self, cfg: BridgeConfig, mqtt_url: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        url = mqtt_url or cfg.mqtt.url
-        if url is None:
-            raise InputError("--mqtt", "no broker given", "pass --mqtt URL or set mqtt.url")
+        url = resolve_broker(mqtt_url, cfg.mqtt)
         self.cfg = cfg
         self.site = cfg.site
         self.clock = clock

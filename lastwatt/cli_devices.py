@@ -1,6 +1,6 @@
 """``lastwatt devices``: a fleet of simulated relays / plugs against a real broker.
 
-The lead registers :func:`devices` in ``lastwatt/cli.py`` (``app.command()(devices)``).
+``lastwatt/cli.py`` registers :func:`devices` as a command.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import typer
 from firmware_bridge.service import serve_until_signalled
 from firmware_bridge.simulated.site import fleet_devices, fleet_options
 from lastwatt.config import load_config
+from lastwatt.config.mqtt import parse_broker_url
 from lastwatt.errors import InputError
-from lastwatt.transport.mqtt_config import parse_broker_url
 
 STATS_EVERY_S = 10.0
 DIALECTS = ("native", "tasmota", "shelly")

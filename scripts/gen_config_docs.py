@@ -17,9 +17,9 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "config.md"
 
 HEADER = """# Config reference
 
-Every key of the TOML config, with its default. Generated from `lastwatt/config.py` and the
-section modules by `python scripts/gen_config_docs.py`; do not edit by hand. Validate a file
-with `lastwatt check FILE`. Unknown keys are errors.
+Every key of the TOML config, with its default. Generated from the models in the
+`lastwatt/config/` package by `python scripts/gen_config_docs.py`; do not edit by hand.
+Validate a file with `lastwatt check FILE`. Unknown keys are errors.
 
 ```toml
 seed = 7

@@ -6,11 +6,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from lastwatt.config.mqtt import MqttConfig
 from lastwatt.messages import DeviceStatus, MeterReading, encode
 from lastwatt.transport import topics
 from lastwatt.transport.mqtt import MqttTransport, make_mqtt_transport
 from lastwatt.transport.mqtt_client import Inbound, MqttClient, Will
-from lastwatt.transport.mqtt_config import MqttConfig
 
 SITE = "village"
 # fast recovery so broker-restart tests stay short; a short keepalive is not needed (a killed

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from firmware_bridge.bridge import Bridge
-from firmware_bridge.config import BridgeConfig
 from firmware_bridge.simulated.fleet import Fleet, FleetDevice, FleetOptions
 from lastwatt.config import DeviceEntry
+from lastwatt.config.bridge import BridgeConfig
 from lastwatt.messages import DeviceStatus, MeterReading, Setpoint, decode, encode
 from lastwatt.transport import topics
 from tests.mqtt_probe import Probe, wait_until

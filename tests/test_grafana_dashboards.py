@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lastwatt.config.influx import InfluxConfig
 from lastwatt.storage.influx import make_influx_recorder
-from lastwatt.storage.influx_config import InfluxConfig
 from tests.storage_data import make_meta, make_rounds
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from lastwatt.config import validate_config
-from lastwatt.errors import ConfigError, InputError
-from lastwatt.transport.mqtt import make_mqtt_transport
-from lastwatt.transport.mqtt_config import (
+from lastwatt.config.mqtt import (
     BrokerAddress,
     MqttConfig,
     parse_broker_url,
     resolve_credentials,
 )
+from lastwatt.errors import ConfigError, InputError
+from lastwatt.transport.mqtt import make_mqtt_transport
 
 
 @pytest.mark.parametrize(

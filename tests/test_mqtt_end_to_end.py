@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from firmware_bridge.bridge import Bridge
-from firmware_bridge.config import BridgeConfig
 from firmware_bridge.simulated.fleet import Fleet
 from firmware_bridge.simulated.site import fleet_devices, fleet_options
 from lastwatt.config import Config, load_config
+from lastwatt.config.bridge import BridgeConfig
 from lastwatt.messages import DeviceStatus, Setpoint, decode
 from lastwatt.result import RoundResult
 from lastwatt.simulation import RunOutput, run_simulation

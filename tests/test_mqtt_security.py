@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from lastwatt.config.mqtt import MqttConfig
 from lastwatt.messages import MeterReading, Setpoint, decode, encode
 from lastwatt.transport import topics
 from lastwatt.transport.mqtt_client import BrokerError, MqttClient
-from lastwatt.transport.mqtt_config import MqttConfig
 from tests.mqtt_helpers import SITE, Controller, collect, device_client, url_of
 from tests.servers import mosquitto_server, require_binary
 

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
+from lastwatt.config.mqtt import MqttConfig
 from lastwatt.messages import DeviceStatus, MeterReading, RoundInfo, Setpoint, decode, encode
 from lastwatt.transport import topics
 from lastwatt.transport.mqtt_client import BrokerError, MqttClient
-from lastwatt.transport.mqtt_config import MqttConfig
 from tests.mqtt_helpers import FAST, SITE, Controller, collect, device_client, url_of
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from lastwatt.config.influx import InfluxConfig
 from lastwatt.errors import ConfigError
 from lastwatt.result import BUSINESS_FIELDS, ROUND_FIELDS
 from lastwatt.storage.influx import make_influx_recorder
-from lastwatt.storage.influx_config import InfluxConfig
 from tests.servers import influxd_server, wait_for
 from tests.storage_data import START_TS, expected_points, make_meta, make_rounds
 

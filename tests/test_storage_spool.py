@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
+from lastwatt.config.influx import InfluxConfig
 from lastwatt.errors import InputError
 from lastwatt.storage.influx import make_influx_recorder
-from lastwatt.storage.influx_config import InfluxConfig
 from lastwatt.storage.spool import Spool, SpoolFull
 from tests.servers import free_port
 from tests.storage_data import expected_points, make_meta, make_rounds

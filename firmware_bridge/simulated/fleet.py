@@ -36,11 +36,11 @@ from firmware_bridge.simulated.native import NativeFirmware
 from firmware_bridge.simulated.shelly import ShellyFirmware
 from firmware_bridge.simulated.tasmota import TasmotaFirmware
 from firmware_bridge.worker import Worker
+from lastwatt.config.mqtt import MqttConfig
 from lastwatt.devices import DeviceModel, Profile, profile_fn
 from lastwatt.messages import MessageError
 from lastwatt.rng import streams
 from lastwatt.transport.mqtt_client import Inbound, MqttClient, Will
-from lastwatt.transport.mqtt_config import MqttConfig
 
 log = logging.getLogger(__name__)
 

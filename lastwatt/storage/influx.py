@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -31,9 +30,10 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from lastwatt.config.influx import InfluxConfig
+from lastwatt.config.secret import read_secret
 from lastwatt.errors import ConfigError
 from lastwatt.result import RoundResult, RunMeta
-from lastwatt.storage.influx_config import InfluxConfig
 from lastwatt.storage.points import LineEncoder
 from lastwatt.storage.spool import Spool, SpoolFull
 
@@ -319,16 +319,6 @@ class InfluxRecorder:
             self._on_error(err, n)
 
 
-def _read_token(cfg: InfluxConfig) -> str | None:
-    if cfg.token_file is not None:
-        try:
-            return cfg.token_file.read_text(encoding="utf-8").strip() or None
-        except OSError as err:
-            raise ConfigError("influx.token_file", f"cannot read {cfg.token_file}: "
-                              f"{err.strerror}", "give a readable file holding the token") from None
-    return os.environ.get(cfg.token_env) or None
-
-
 def make_influx_recorder(url: str, cfg: InfluxConfig,
                          on_error: Callable[[Exception, int], None] | None = None
                          ) -> InfluxRecorder:
@@ -337,7 +327,7 @@ def make_influx_recorder(url: str, cfg: InfluxConfig,
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("--influx", f"not an http(s) URL: {url!r}",
                           "e.g. --influx http://localhost:8086")
-    token = _read_token(cfg)
+    token = read_secret(cfg.token_file, cfg.token_env, "influx.token_file")
     transport: Transport = (V1Transport if cfg.api == "v1" else V2Transport)(url, cfg, token)
     target = cfg.database if cfg.api == "v1" else f"{cfg.org}/{cfg.bucket}"
     key = hashlib.sha256(f"{cfg.api} {url.rstrip('/')} {target}".encode()).hexdigest()[:16]

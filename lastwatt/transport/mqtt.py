@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 
-from lastwatt.errors import InputError
+from lastwatt.config.mqtt import BrokerAddress, MqttConfig, resolve_broker
 from lastwatt.messages import (
     DeviceStatus,
     MessageError,
@@ -30,7 +30,6 @@ from lastwatt.messages import (
 from lastwatt.transport import topics
 from lastwatt.transport.base import OnReading, OnStatus
 from lastwatt.transport.mqtt_client import Inbound, MqttClient, Will
-from lastwatt.transport.mqtt_config import BrokerAddress, MqttConfig, parse_broker_url
 
 log = logging.getLogger(__name__)
 
@@ -205,12 +204,5 @@ def _status(online: bool) -> bytes:
 def make_mqtt_transport(url: str | None, cfg: MqttConfig, site: str,
                         device_ids: list[str]) -> MqttTransport:
     """The controller transport for ``site``; ``url`` (from ``--mqtt``) overrides ``cfg.url``."""
-    if url:
-        broker = parse_broker_url(url, where="--mqtt")
-    elif cfg.url:
-        broker = parse_broker_url(cfg.url, where="mqtt.url")
-    else:
-        raise InputError(
-            "--mqtt", "no broker given", "pass --mqtt mqtt://HOST:PORT or set mqtt.url"
-        )
+    broker = resolve_broker(url, cfg)
     return MqttTransport(broker, cfg, site, device_ids)

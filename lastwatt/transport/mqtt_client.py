@@ -24,13 +24,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from lastwatt.errors import InputError
-from lastwatt.transport.mqtt_config import (
+from lastwatt.config.mqtt import (
     BrokerAddress,
     MqttConfig,
     parse_broker_url,
     resolve_credentials,
 )
+from lastwatt.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from lastwatt.config import Config, DeviceEntry
-from lastwatt.config_base import Section, read_toml, validate
-from lastwatt.transport.mqtt_config import MqttConfig
+from lastwatt.config.base import Section, read_toml, validate
+from lastwatt.config.mqtt import MqttConfig
+from lastwatt.config.run import Config, DeviceEntry
 
 
 class TasmotaOptions(Section):

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from lastwatt.config_base import Section
+from lastwatt.config.base import Section
+from lastwatt.config.secret import read_secret
 from lastwatt.errors import ConfigError, InputError
 
 DEFAULT_PASSWORD_ENV = "LASTWATT_MQTT_PASSWORD"
@@ -106,21 +107,20 @@ def parse_broker_url(url: str, where: str = "--mqtt") -> BrokerAddress:
     return BrokerAddress(parts.hostname, port or (8883 if tls else 1883), tls)
 
 
+def resolve_broker(url: str | None, cfg: MqttConfig) -> BrokerAddress:
+    """The broker to connect to: ``url`` (from ``--mqtt``) wins over ``mqtt.url``; neither is an
+    InputError."""
+    if url:
+        return parse_broker_url(url, where="--mqtt")
+    if cfg.url:
+        return parse_broker_url(cfg.url, where="mqtt.url")
+    raise InputError("--mqtt", "no broker given", "pass --mqtt mqtt://HOST:PORT or set mqtt.url")
+
+
 def resolve_credentials(cfg: MqttConfig) -> tuple[str | None, str | None]:
     """(username, password) from config, file or environment; a missing file is a ConfigError."""
     username = cfg.username or os.environ.get(DEFAULT_USERNAME_ENV) or None
-    password: str | None = None
-    if cfg.password_file is not None:
-        try:
-            lines = cfg.password_file.read_text().splitlines()
-        except OSError as err:
-            raise ConfigError(
-                "mqtt.password_file", f"cannot read {cfg.password_file}: {err.strerror}",
-                "point it at a readable file holding the password",
-            ) from None
-        password = lines[0] if lines else ""
-    else:
-        password = os.environ.get(cfg.password_env) or None
+    password = read_secret(cfg.password_file, cfg.password_env, "mqtt.password_file")
     if password is not None and username is None:
         raise ConfigError(
             "mqtt.username", "a password is configured but no username",

@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from lastwatt.config_base import Section, read_toml, validate
+from lastwatt.config.base import Section, read_toml, validate
+from lastwatt.config.influx import InfluxConfig
+from lastwatt.config.mqtt import MqttConfig
+from lastwatt.config.site import ContainerConfig, DemandConfig, WeatherConfig
 from lastwatt.errors import ConfigError
-from lastwatt.site_config import ContainerConfig, DemandConfig, WeatherConfig
-from lastwatt.storage.influx_config import InfluxConfig
-from lastwatt.transport.mqtt_config import MqttConfig
 
 
 class TimeConfig(Section):

@@ -1,5 +1,5 @@
 """The ``[container]``, ``[weather]`` and ``[demand]`` config sections (see docs/weather.md and
-docs/demand.md). Owned by the weather-and-demand part; ``lastwatt.config`` composes them.
+docs/demand.md); :class:`lastwatt.config.run.Config` composes them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lastwatt.config_base import Section
+from lastwatt.config.base import Section
 
 # BDEW standard load profiles shipped by demandlib (H0 households, G0-G6 trade, L0-L2 farms);
 # "flat" is a constant draw.

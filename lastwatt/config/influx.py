@@ -1,4 +1,4 @@
-"""The ``[influx]`` config section (owned by the monitoring part; see docs/storage.md).
+"""The ``[influx]`` config section (see docs/storage.md).
 
 The server URL comes from ``lastwatt run --influx URL``; the token only from the environment
 variable ``token_env`` or from ``token_file``, never from the command line or this file.
@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from lastwatt.config_base import Section
+from lastwatt.config.base import Section
 
 
 class InfluxConfig(Section):
