@@ -2,10 +2,11 @@
 # the simulated device fleet (`lastwatt devices`) all run from it (see docker-compose.yml).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE requirements.lock ./
 COPY lastwatt ./lastwatt
 COPY firmware_bridge ./firmware_bridge
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# the pinned versions of requirements.lock, as in CI
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -c requirements.lock .
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 lastwatt \

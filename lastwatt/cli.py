@@ -87,7 +87,7 @@ def run(
     for sink in recorders:
         console.print(f"influx: {sink.stats}")  # written / spooled / flushed / dropped
     console.print(f"run folder: [bold]{output.run_dir}[/bold]")
-    if report:
+    if report and output.run_dir is not None:
         from lastwatt.report import make_report
 
         for path in make_report(output.run_dir):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
 from firmware_bridge.service import serve_until_signalled
+from firmware_bridge.simulated.fleet import Dialect
 from firmware_bridge.simulated.site import fleet_devices, fleet_options
 from lastwatt.config import load_config
 from lastwatt.config.mqtt import parse_broker_url
@@ -48,8 +49,8 @@ def devices(
     overrides: dict[str, object] = {"latency_s": latency_s, "connections": connections}
     if telemetry_s is not None:
         overrides["telemetry_s"] = telemetry_s
-    fleet = Fleet(mqtt, fleet_devices(cfg, dialect, count), fleet_options(cfg, **overrides),
-                  cfg.mqtt).start()  # type: ignore[arg-type]
+    devices = fleet_devices(cfg, cast("Dialect | None", dialect), count)
+    fleet = Fleet(mqtt, devices, fleet_options(cfg, **overrides), cfg.mqtt).start()
     log = logging.getLogger("lastwatt.devices")
     log.warning("%d simulated devices up on %s", len(fleet.firmware), mqtt)
     serve_until_signalled(

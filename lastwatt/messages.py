@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-VERSION = 1
+VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 4096  # no LastWatt message comes near this; larger ones are rejected unread
 
 Watts = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
@@ -119,7 +119,7 @@ def decode(cls: type[M], payload: bytes | str) -> M:
     if data.get("v", VERSION) != VERSION:
         raise MessageError("version", f"v={data.get('v')!r}, this controller speaks v={VERSION}")
     try:
-        return _ADAPTERS[cls].validate_python(data, strict=False)
+        return cast(M, _ADAPTERS[cls].validate_python(data, strict=False))
     except ValidationError as err:
         first = err.errors()[0]
         kind = "range" if first["type"] in _RANGE_ERRORS else "schema"

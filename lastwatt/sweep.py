@@ -164,9 +164,12 @@ def _completed(fn: Callable[..., Any], tasks: Sequence[tuple], workers: int | No
 
 def _dask(fn: Callable[..., Any], tasks: Sequence[tuple],
           address: str) -> Iterator[tuple[int, Any]]:
-    from distributed import Client
-    from distributed import as_completed as dask_completed
-
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        raise InputError("--dask", "needs the optional dask extra, which is not installed",
+                         "pip install 'lastwatt[dask]'") from None
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as err:

@@ -132,6 +132,20 @@ def test_unreachable_dask_scheduler_is_an_input_error():
         run_sweep(TINY, {}, seeds=1, workers=None, dask_address="tcp://127.0.0.1")  # no port
 
 
+def test_dask_without_the_extra_is_one_line_naming_the_extra(tmp_path):
+    # None in sys.modules makes `import distributed` fail as if the extra were not installed
+    code = ("import sys; sys.modules['distributed'] = None; from lastwatt.cli import main; "
+            "main()")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "sweep", "--dask", "tcp://127.0.0.1:8786", "--seeds", "1",
+         "--rounds", "2", "--out", str(tmp_path / "sweep.csv")],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "lastwatt[dask]" in lines[0] and "--dask" in lines[0]
+    assert not (tmp_path / "sweep.csv").exists()
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_write_table_writes_runs_and_points_side_by_side(tmp_path, suffix):
     runs = pd.DataFrame({"population.policies": [{"softmax": 1.0}], "seed": [1],

@@ -40,13 +40,14 @@ class TimeConfig(Section):
 
 
 PolicyName = Literal["greedy", "epsilon_greedy", "softmax", "herding", "loyal", "random"]
+DEFAULT_POLICIES: dict[PolicyName, float] = {"softmax": 0.6, "herding": 0.3, "loyal": 0.1}
 
 
 class PopulationConfig(Section):
     households: int = Field(320, ge=1, description="stakers; each household is one staker")
     tokens_per_household: float = Field(1.0, gt=0)
     policies: dict[PolicyName, float] = Field(
-        default_factory=lambda: {"softmax": 0.6, "herding": 0.3, "loyal": 0.1},
+        default_factory=lambda: dict(DEFAULT_POLICIES),
         description="population mix: policy -> share (shares sum to 1)",
     )
     abstain_probability: float = Field(0.05, ge=0, le=1)

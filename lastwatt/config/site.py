@@ -91,7 +91,7 @@ class DemandConfig(Section):
         0.0, ge=0, le=1, description="multiplicative noise on household demand per round"
     )
     business_profiles: list[ProfileName] = Field(
-        default_factory=lambda: ["flat"],
+        default_factory=lambda: list[ProfileName](["flat"]),
         min_length=1,
         description="load shape per business, repeated over the businesses in order",
     )

@@ -128,7 +128,7 @@ class V2Transport:
     def send(self, body: bytes) -> None:
         try:
             self._api.write(self._bucket, self._org, record=body,
-                            write_precision=WritePrecision.MS)
+                            write_precision=WritePrecision.MS)  # type: ignore[arg-type]
         except ApiException as err:
             raise _classify(err.status or 0, str(err.body or err.reason)) from None
         except (urllib3.exceptions.HTTPError, OSError) as err:

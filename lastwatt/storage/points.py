@@ -67,7 +67,8 @@ def _share(values: np.ndarray) -> np.ndarray:
         return np.where(total > 0, values / total, np.nan)
 
 
-def _quota_used(metered_wh: np.ndarray, quota_wh: np.ndarray) -> np.ndarray:
+def _quota_used(metered_wh: np.ndarray | np.float64,
+                quota_wh: np.ndarray | np.float64) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(quota_wh > 0, metered_wh / quota_wh, np.nan)
 

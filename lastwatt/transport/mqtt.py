@@ -127,8 +127,8 @@ class MqttTransport:
         """Decode and deliver everything received since the last call (engine thread)."""
         assert self._on_reading is not None and self._on_status is not None, "start() first"
         pending, self._pending = self._pending, []
-        for msg in pending:
-            self._dispatch(msg.topic, msg.payload)
+        for inbound in pending:
+            self._dispatch(inbound.topic, inbound.payload)
         while (msg := self.client.get_nowait()) is not None:
             self._dispatch(msg.topic, msg.payload)
 
@@ -150,9 +150,10 @@ class MqttTransport:
             self._reject(UNKNOWN_DEVICE, topic, "not a device in the map")
             return
         device, kind = parsed
-        cls = MeterReading if kind == topics.METER else DeviceStatus
         try:
-            msg = decode(cls, payload)
+            msg: MeterReading | DeviceStatus = (
+                decode(MeterReading, payload) if kind == topics.METER
+                else decode(DeviceStatus, payload))
         except MessageError as err:
             self._reject(err.kind, topic, str(err))
             return

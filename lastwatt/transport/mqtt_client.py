@@ -214,7 +214,7 @@ class MqttClient:
     def _handle_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
         # mosquitto refuses non-UTF-8 topics, but a broker that does not must not stop us
         topic = msg._topic.decode("utf-8", errors="replace")
-        self.inbound.put(Inbound(topic, msg.payload, bool(msg.retain), time.monotonic()))
+        self.inbound.put(Inbound(topic, bytes(msg.payload), bool(msg.retain), time.monotonic()))
 
     def _url(self) -> str:
         scheme = "mqtts" if self.broker.tls else "mqtt"

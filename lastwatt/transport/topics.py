@@ -107,4 +107,4 @@ def parse_device_topic(site: str, topic: str) -> tuple[str, DeviceTopicKind] | N
     device, kind = parts[3], parts[4]
     if kind not in DEVICE_KINDS or not _DEVICE_RE.match(device):
         return None
-    return device, kind  # type: ignore[return-value]  # narrowed by the membership test
+    return device, kind
