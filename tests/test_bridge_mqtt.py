@@ -65,7 +65,9 @@ def test_setpoint_switches_vendor_plugs_and_native_energy_matches_integrated_ene
     wait_until(lambda: fleet.is_on(TASMOTA[0]) and fleet.is_on(SHELLY[0]), 5, "plugs on")
     # valid_until ends the run: each plug's own off-timer or the bridge switches it off
     wait_until(lambda: not fleet.is_on(TASMOTA[0]) and not fleet.is_on(SHELLY[0]), 5, "plugs off")
-    time.sleep(0.6)  # a few telemetry periods after switching off
+    # the plugs report their off state (and their final register) with the next telemetry
+    wait_until(lambda: all(readings(probe, d) and not readings(probe, d)[-1].on
+                           for d in (TASMOTA[0], SHELLY[0])), 5, "off readings")
     true_wh = fleet.true_energy_wh()
     for dev in (TASMOTA[0], SHELLY[0]):
         last = readings(probe, dev)[-1]
@@ -109,11 +111,13 @@ def test_native_energy_stays_monotonic_when_vendor_counter_resets(loop):
     probe, fleet, _ = loop
     for dev in (TASMOTA[0], SHELLY[0]):
         send(probe, dev, 0, quota_wh=1e6, valid_s=60)
-    time.sleep(1.5)
+    wait_until(lambda: all(readings(probe, d) and readings(probe, d)[-1].energy_wh > 15.0
+                           for d in (TASMOTA[0], SHELLY[0])), 5, "energy before the reboot")
     for dev in (TASMOTA[0], SHELLY[0]):
         fleet.reboot(dev)  # register back to 0, relay off; the bridge reasserts "on"
     wait_until(lambda: fleet.is_on(TASMOTA[0]) and fleet.is_on(SHELLY[0]), 5, "reasserted on")
-    time.sleep(1.0)
+    wait_until(lambda: all(readings(probe, d)[-1].energy_wh > 15.0 + 5.0
+                           for d in (TASMOTA[0], SHELLY[0])), 5, "energy after the reboot")
     for dev in (TASMOTA[0], SHELLY[0]):
         energies = [r.energy_wh for r in readings(probe, dev)]
         assert all(b >= a for a, b in itertools.pairwise(energies))
@@ -170,7 +174,8 @@ def test_bridge_never_leaves_a_retained_command_on_the_broker(loop, mosquitto):
     wait_until(lambda: fleet.is_on(TASMOTA[0]) and fleet.is_on(SHELLY[0]), 5, "plugs on")
     late = Probe(mosquitto.port, "cmnd/#")  # a new subscription sees retained messages
     late_rpc = Probe(mosquitto.port, f"{SHELLY[1]}/rpc")
-    time.sleep(0.5)
+    late.sync()  # every retained message for the new subscriptions has arrived by now
+    late_rpc.sync()
     assert not late.messages and not late_rpc.messages
     late.close()
     late_rpc.close()

@@ -41,6 +41,13 @@ def status(probe: Probe, device: str) -> DeviceStatus | None:
     return decode(DeviceStatus, ps[-1]) if ps else None
 
 
+def wait_for_readings(probe: Probe, devices: tuple[str, ...], n: int) -> None:
+    """Wait until each of ``devices`` has sent ``n`` more meter readings than it has now."""
+    before = {d: len(probe.payloads(topics.meter_topic(SITE, d))) for d in devices}
+    wait_until(lambda: all(len(probe.payloads(topics.meter_topic(SITE, d))) >= before[d] + n
+                           for d in devices), 5, f"{n} readings from {devices}")
+
+
 def test_native_device_stops_itself_at_its_quota(mosquitto):
     probe, fleet = start(mosquitto, 1, None)
     try:
@@ -77,9 +84,9 @@ def test_killed_device_is_announced_offline_by_its_last_will(mosquitto, connecti
         assert all(status(probe, f"d{i}").online for i in range(3))
         fleet.kill("d1")
         wait_until(lambda: not status(probe, "d1").online, 5, "d1 offline")
-        time.sleep(3 * TELEMETRY_S)
+        wait_for_readings(probe, ("d0", "d2"), 3)  # the living devices report on
         n_before = len(probe.payloads(topics.meter_topic(SITE, "d1")))
-        time.sleep(3 * TELEMETRY_S)
+        wait_for_readings(probe, ("d0", "d2"), 3)  # three telemetry periods, counted
         assert len(probe.payloads(topics.meter_topic(SITE, "d1"))) == n_before  # silent
         assert status(probe, "d0").online and status(probe, "d2").online
     finally:
@@ -92,7 +99,8 @@ def test_rebooted_native_device_resets_its_counter_and_resumes_its_retained_setp
     try:
         send(probe, "d0", quota_wh=1e6, valid_s=60)
         wait_until(lambda: fleet.is_on("d0"), 5, "on")
-        time.sleep(0.5)
+        wait_until(lambda: (r := last_reading(probe, "d0")) is not None and r.energy_wh > 5.0,
+                   5, "energy drawn")
         fleet.reboot("d0")
         wait_until(lambda: last_reading(probe, "d0").energy_wh < 3.0, 5, "counter restarted")
         assert fleet.is_on("d0")  # the retained setpoint applies again after the boot
@@ -135,7 +143,8 @@ def test_malformed_setpoints_are_counted_and_the_device_keeps_working(mosquitto)
 def test_command_latency_delays_the_acknowledgement(mosquitto):
     probe, fleet = start(mosquitto, 1, None, latency_s=0.5)
     try:
-        time.sleep(0.3)
+        wait_until(lambda: status(probe, "d0") is not None and status(probe, "d0").online, 5,
+                   "online")
         sent = time.monotonic()
         send(probe, "d0", quota_wh=1e6, valid_s=60)
         wait_until(lambda: fleet.is_on("d0"), 5, "on")

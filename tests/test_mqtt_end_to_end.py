@@ -25,6 +25,7 @@ from lastwatt.transport import topics
 from lastwatt.transport.mqtt import make_mqtt_transport
 from lastwatt.transport.mqtt_client import MqttClient
 from tests.mqtt_helpers import FAST, collect, url_of
+from tests.mqtt_probe import wait_until
 from tests.servers import mosquitto_server, wait_for
 
 pytestmark = pytest.mark.integration
@@ -97,6 +98,11 @@ class Site:
             out[d.business] += true[d.id] * SPEED
         return out
 
+    def wait_all_off(self) -> None:
+        """Wait until every device is off (by its quota, its valid_until or the bridge)."""
+        wait_until(lambda: not any(self.fleet.is_on(d.id) for d in self.cfg.devices.map), 5,
+                   "every device off")
+
     def close(self) -> None:
         self.bridge.stop()
         self.fleet.stop()
@@ -124,7 +130,7 @@ def test_mixed_fleet_meters_what_it_draws_and_stops_at_quota(cfg, broker) -> Non
     snapshots: list[dict[str, float]] = [site.fleet.true_energy_wh()]
     try:
         out = site.run(lambda r: snapshots.append(site.fleet.true_energy_wh()))
-        time.sleep(0.5)  # past every valid_until: nothing draws any more
+        site.wait_all_off()  # past every valid_until: nothing draws any more
         true_wh = site.true_business_wh()
     finally:
         site.close()
@@ -173,7 +179,7 @@ def test_broker_crash_and_device_kill_mid_run(cfg, broker) -> None:
 
     try:
         out = site.run(on_round)
-        time.sleep(0.5)
+        site.wait_all_off()
         true_wh = site.true_business_wh()
     finally:
         site.close()

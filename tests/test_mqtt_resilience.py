@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from lastwatt.messages import MeterReading, Setpoint, decode, encode
@@ -59,7 +57,7 @@ def test_no_reading_is_lost_or_double_counted_across_a_broker_crash(tmp_path) ->
             dev.publish(topics.meter_topic(SITE, "d1"), encode(r))
         ctl.drain_until(lambda: len(ctl.readings) >= 100)
         broker.kill()
-        time.sleep(0.3)
+        wait_for(lambda: not dev.connected.is_set(), 5, "device sees the broker down")
         for r in sent[100:]:  # queued by the device's client while the broker is down
             dev.publish(topics.meter_topic(SITE, "d1"), encode(r))
         broker.start()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lastwatt import simulation
 from lastwatt.config import Config
 from lastwatt.simulation import run_simulation
 from lastwatt.storage.files import TABLES
@@ -31,14 +32,26 @@ def test_different_seeds_give_different_results():
     assert not a.rounds["total_result"].equals(b.rounds["total_result"])
 
 
-def test_metered_energy_is_what_the_mock_devices_integrated():
-    cfg = Config().with_overrides(**SHORT)
-    out = run_simulation(cfg)
-    devices = out.tables["devices"]
-    metered_by_business = out.businesses.groupby("round")["metered_wh"].sum()
-    assert devices.groupby("round")["metered_wh"].sum().values == pytest.approx(
-        metered_by_business.values)
-    assert out.rounds["metered_wh"].sum() > 0
+@pytest.mark.parametrize("profile", ["constant", "cycle"])
+def test_metered_energy_is_what_the_mock_devices_integrated(monkeypatch, profile):
+    # the devices' own energy counters are the truth; the meter book only sees their readings
+    transports = []
+
+    def keep(*args, **kwargs):
+        transports.append(make_mocks(*args, **kwargs))
+        return transports[-1]
+
+    make_mocks = simulation.mock_transport
+    monkeypatch.setattr(simulation, "mock_transport", keep)
+    out = run_simulation(Config().with_overrides(**SHORT, **{"devices.profile": profile}))
+    (transport,) = transports
+    integrated = {d: mock.model.energy_wh for d, mock in transport.devices.items()}
+    metered = out.tables["devices"].groupby("device")["metered_wh"].sum().to_dict()
+    assert metered == pytest.approx(integrated, rel=1e-12, abs=1e-9)
+    assert sum(integrated.values()) > 0
+    per_business = out.businesses.groupby("round")["metered_wh"].sum()
+    assert out.tables["devices"].groupby("round")["metered_wh"].sum().to_numpy() == \
+        pytest.approx(per_business.to_numpy())
 
 
 def test_devices_never_draw_more_than_their_quota():
