@@ -45,13 +45,14 @@ class ShellyOptions(Section):
 
 
 class BridgeConfig(Section):
-    site: str = Field("village", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    site: str = Field("village", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                      description="the controller's site (MQTT topic level)")
     client_id: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="default lastwatt-bridge-<site>"
     )
     failsafe: bool = Field(
-        True, description="set PulseTime / toggle_after so a relay turns off by itself at "
-        "valid_until even when the bridge is gone",
+        True, description="arm PulseTime / toggle_after at the predicted time to quota, capped "
+        "at valid_until, so a relay turns off by itself even when the bridge is gone",
     )
     poll_s: float = Field(
         30.0, ge=0, description="ask a device for its state when silent this long; 0 = never"
@@ -62,7 +63,9 @@ class BridgeConfig(Section):
     mqtt: MqttConfig = MqttConfig()
     tasmota: TasmotaOptions = TasmotaOptions()
     shelly: ShellyOptions = ShellyOptions()
-    devices: list[DeviceEntry] = Field(default_factory=list)
+    devices: list[DeviceEntry] = Field(
+        default_factory=list, description="the device map; the bridge serves the vendor ones"
+    )
 
     @model_validator(mode="after")
     def _unique_devices(self) -> BridgeConfig:
