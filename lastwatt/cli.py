@@ -210,6 +210,7 @@ app.command()(devices)
 
 
 def main() -> None:
+    """The ``lastwatt`` entry point: user errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()

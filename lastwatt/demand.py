@@ -26,6 +26,7 @@ PERIODS = ("winter", "summer", "transition")
 
 @dataclass(frozen=True, slots=True)
 class DemandSeries:
+    """Community and household energy asked for in each round of the run."""
     community_wh: np.ndarray  # (R,) community energy asked for in each round
     household_wh: np.ndarray  # (R,) all households together
 
@@ -99,6 +100,7 @@ def profile_energy(profile: str, annual_wh: float, clock: RunClock) -> np.ndarra
 
 
 def demand_series(cfg: Config, rng: np.random.Generator) -> DemandSeries:
+    """The run's demand per round from ``[demand]``, on the village's local clock."""
     d = cfg.demand
     clock = clock_for(cfg, village_utc_offset_s(cfg))
     hours_per_round = cfg.time.round_s / 3600.0

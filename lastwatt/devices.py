@@ -73,11 +73,13 @@ class DeviceModel:
         self.switch(sp.on and self.round_energy_wh < self.quota_wh and now_ts < sp.valid_until)
 
     def switch(self, on: bool) -> None:
+        """Switch the relay; off means no power drawn."""
         self.on = on
         if not on:
             self.power_w = 0.0
 
     def draw_w(self, now_ts: float) -> float:
+        """The load's power at ``now_ts``: max draw x load factor x profile, with noise."""
         p = self.max_power_w * self.load_factor * self.profile(now_ts - self.round_start_ts)
         if self.noise_sd > 0:
             if not self._noise:  # draw in blocks: one Generator call per 1024 readings

@@ -35,17 +35,21 @@ class MeterBook:
 
     @property
     def round_wh(self) -> np.ndarray:
+        """Energy booked per device in the open round (a copy)."""
         return np.array(self._round_wh)
 
     @property
     def power_w(self) -> np.ndarray:
+        """Last reported power per device (a copy)."""
         return np.array(self._power_w)
 
     @property
     def on(self) -> np.ndarray:
+        """Last reported relay state per device (a copy)."""
         return np.array(self._on)
 
     def open_round(self, start_ts: float) -> None:
+        """Start a round at ``start_ts``: round energy back to zero, counters kept."""
         self.round_start_ts = start_ts
         self._round_wh = [0.0] * len(self._round_wh)
 

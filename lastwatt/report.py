@@ -42,6 +42,7 @@ REQUIRED = {
 
 @dataclass(slots=True)
 class RunTables:
+    """A run folder's tables, read for the figures."""
     name: str
     rounds: pd.DataFrame
     businesses: pd.DataFrame
@@ -50,6 +51,7 @@ class RunTables:
 
     @property
     def period(self) -> str:
+        """The figures' time step: ``day`` for long runs, else ``round``."""
         return "day" if self.daily else "round"
 
 
@@ -135,6 +137,7 @@ def _round_s(run: RunTables) -> float:
 
 
 def energy_split(run: RunTables, path: Path) -> Path:
+    """Figure: where the energy went (split, allocation, unserved load) over time."""
     cols = {"community": "community_wh", "households": "household_wh",
             "reserve (incl. unplaced)": "reserve_wh", "businesses (allocated)": "planned_wh"}
     unserved = {"unserved community": "unserved_community_wh",
@@ -170,6 +173,7 @@ def _business_order(run: RunTables) -> pd.DataFrame:
 
 
 def stake_share(run: RunTables, path: Path) -> Path:
+    """Figure: each business's share of bonded stake over time."""
     b = run.businesses
     stake = _by_period(b, run.daily, ["stake_tokens"], "mean", key="business")["stake_tokens"]
     share = stake.unstack("business").fillna(0.0)
@@ -200,6 +204,7 @@ def stake_share(run: RunTables, path: Path) -> Path:
 
 
 def selected_set(run: RunTables, path: Path) -> Path:
+    """Figure: which businesses were selected, over time."""
     b = run.businesses
     sel = _by_period(b, run.daily, ["selected"], "mean", key="business")["selected"]
     if run.daily:  # share of the day's settling rounds in which the business was selected
@@ -232,6 +237,7 @@ def selected_set(run: RunTables, path: Path) -> Path:
 
 
 def efficiency(run: RunTables, path: Path) -> Path:
+    """Figure: total result of LastWatt and the baselines relative to the oracle."""
     cols = ["oracle_result", *ALLOCATIONS.values()]
     agg = _by_period(run.rounds, run.daily, cols)
     if not run.daily:  # per-round ratios are noisy: a 6-round rolling sum
@@ -258,6 +264,7 @@ def efficiency(run: RunTables, path: Path) -> Path:
 
 
 def wealth_by_policy(run: RunTables, path: Path) -> Path:
+    """Figure: mean tokens per staker of each policy over time."""
     p = run.policies
     last = p.groupby([_time(p, run.daily).rename("t"), p["policy"]], sort=True)[
         ["wealth_tokens", "stakers"]].last()

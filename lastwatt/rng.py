@@ -16,6 +16,7 @@ PURPOSES = ("weather", "demand", "market", "performance", "baselines", "devices"
 
 @dataclass(frozen=True, slots=True)
 class Streams:
+    """One independent random generator per purpose, all spawned from the run's seed."""
     weather: np.random.Generator
     demand: np.random.Generator
     market: np.random.Generator  # staker decisions, tie-breaks
@@ -26,5 +27,6 @@ class Streams:
 
 
 def streams(seed: int) -> Streams:
+    """The run's generators, spawned from ``seed`` (same seed, same draws)."""
     children = np.random.SeedSequence(seed).spawn(len(PURPOSES))
     return Streams(*(np.random.default_rng(c) for c in children))

@@ -41,16 +41,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class RunOutput:
+    """What a run returns: its folder (if written), summary and tables."""
     run_dir: Path | None
     summary: dict[str, Any]
     tables: dict[str, pd.DataFrame]
 
     @property
     def rounds(self) -> pd.DataFrame:
+        """The per-round table."""
         return self.tables["rounds"]
 
     @property
     def businesses(self) -> pd.DataFrame:
+        """The per-round, per-business table."""
         return self.tables["businesses"]
 
 

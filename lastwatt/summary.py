@@ -17,6 +17,7 @@ RESULT_COLUMNS = {
 
 
 def summarise(rounds: pd.DataFrame, stakers: pd.DataFrame) -> dict[str, Any]:
+    """The run's summary (results, efficiencies, energy, staking) from its tables."""
     if rounds.empty:
         return {"rounds": 0}
     oracle = float(rounds["oracle_result"].sum())

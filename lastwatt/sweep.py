@@ -83,6 +83,7 @@ def parse_params(params: Sequence[str], cfg: Config) -> dict[str, list]:
 
 
 def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, as dicts of dotted name -> value."""
     names = list(grid)
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
@@ -105,6 +106,7 @@ def run_row(cfg: Config, point: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 def summary_row(run_cfg: Config, point: dict[str, Any], out: RunOutput) -> dict[str, Any]:
+    """One row of the runs table: the grid point, the seed and the run's key metrics."""
     s = out.summary
     eff = {k: (np.nan if v is None else v) for k, v in s["efficiency"].items()}
     row: dict[str, Any] = {**point, "seed": run_cfg.seed}

@@ -16,10 +16,12 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Section(BaseModel):
+    """Base of every config section: frozen; an unknown key is an error, not a silent default."""
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def read_toml(path: Path, what: str = "config") -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; a missing or bad file is a one-line ConfigError."""
     if not path.is_file():
         raise ConfigError(str(path), f"{what} file not found", "give the path of a TOML file")
     try:

@@ -18,6 +18,7 @@ from lastwatt.config.run import Config, DeviceEntry
 
 
 class TasmotaOptions(Section):
+    """How the bridge's Tasmota devices are set up: topic layout and telemetry period."""
     full_topic: str = Field(
         "%prefix%/%topic%/", description="the devices' FullTopic; %prefix% and %topic% required"
     )
@@ -38,6 +39,7 @@ class TasmotaOptions(Section):
 
 
 class ShellyOptions(Section):
+    """How the bridge talks to Shelly Gen2 devices: its RPC source name."""
     src: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="RPC source; answers come on <src>/rpc. Default lastwatt-bridge-<site>",
@@ -45,6 +47,7 @@ class ShellyOptions(Section):
 
 
 class BridgeConfig(Section):
+    """The bridge's TOML file: site, broker, failsafe and polling, vendor options, devices."""
     site: str = Field("village", pattern=r"^[A-Za-z0-9_-]{1,64}$",
                       description="the controller's site (MQTT topic level)")
     client_id: str | None = Field(
@@ -85,9 +88,11 @@ class BridgeConfig(Section):
         return [d for d in self.devices if d.dialect != "native"]
 
     def resolved_client_id(self) -> str:
+        """The MQTT client id: ``client_id``, else ``lastwatt-bridge-<site>``."""
         return self.client_id or f"lastwatt-bridge-{self.site}"
 
     def resolved_src(self) -> str:
+        """The Shelly RPC source: ``shelly.src``, else ``lastwatt-bridge-<site>``."""
         return self.shelly.src or f"lastwatt-bridge-{self.site}"
 
     @classmethod
@@ -97,5 +102,6 @@ class BridgeConfig(Section):
 
 
 def load_bridge_config(path: str | Path) -> BridgeConfig:
+    """Read and validate a bridge TOML file; errors are one line naming the field."""
     path = Path(path)
     return validate(BridgeConfig, read_toml(path, "bridge config"), str(path))

@@ -16,6 +16,7 @@ from lastwatt.config.base import Section
 
 
 class InfluxConfig(Section):
+    """Where and how run results are written to InfluxDB (``lastwatt run --influx URL``)."""
     api: Literal["v1", "v2"] = Field(
         "v2", description="v2: InfluxDB 2.x/3.x/Cloud write API; v1: InfluxDB 1.x /write"
     )

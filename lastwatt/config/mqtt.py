@@ -23,6 +23,7 @@ DEFAULT_USERNAME_ENV = "LASTWATT_MQTT_USERNAME"
 
 
 class MqttConfig(Section):
+    """The broker connection: URL, identity, credentials, TLS, session and QoS."""
     url: str | None = Field(
         None, description="broker, mqtt://host:port or mqtts://host:port; --mqtt overrides it"
     )
@@ -78,6 +79,7 @@ class MqttConfig(Section):
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
+    """A parsed broker URL: host, port and whether to use TLS."""
     host: str
     port: int
     tls: bool

@@ -21,6 +21,7 @@ from lastwatt.errors import ConfigError
 
 
 class TimeConfig(Section):
+    """Round length, metering interval, start date, and the real-time clock."""
     round_s: float = Field(3600.0, gt=0, description="simulated length of one round, seconds")
     metering_interval_s: float = Field(60.0, gt=0, description="device metering period, seconds")
     start: datetime = Field(
@@ -44,6 +45,7 @@ DEFAULT_POLICIES: dict[PolicyName, float] = {"softmax": 0.6, "herding": 0.3, "lo
 
 
 class PopulationConfig(Section):
+    """The stakers: households, tokens, policy mix and how they form beliefs."""
     households: int = Field(320, ge=1, description="stakers; each household is one staker")
     tokens_per_household: float = Field(1.0, gt=0)
     policies: dict[PolicyName, float] = Field(
@@ -74,6 +76,7 @@ class PopulationConfig(Section):
 
 
 class BusinessConfig(Section):
+    """The businesses: N, the active set I, hidden qualities, power draw and revenue."""
     count: int = Field(20, ge=1, description="N businesses")
     active_set: int = Field(5, ge=1, description="I: businesses selected each round")
     quality_low: float = Field(-10.0, ge=-10, le=10)
@@ -103,6 +106,7 @@ class BusinessConfig(Section):
 
 
 class MechanismConfig(Section):
+    """Reward, slashing, inflation and unbonding: the staking rules."""
     reward_share: float = Field(0.2, ge=0, le=1, description="share of revenue paid to stakers")
     slash_fraction: float = Field(0.05, ge=0, le=1, description="stake lost on a wrong bet")
     slash_unselected: bool = Field(True, description="slash stakers of unselected businesses")
@@ -121,6 +125,7 @@ class MechanismConfig(Section):
 
 
 class DeviceEntry(Section):
+    """One device of the map: its id, the business it supplies, its dialect and vendor topic."""
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     business: int = Field(ge=0)
     dialect: Literal["native", "tasmota", "shelly"] = "native"
@@ -128,6 +133,7 @@ class DeviceEntry(Section):
 
 
 class DevicesConfig(Section):
+    """The devices: an explicit map or auto devices per business, load profile and noise."""
     per_business: int = Field(1, ge=1, description="auto devices per business (map empty)")
     profile: Literal["constant", "ramp", "cycle"] = "constant"
     noise_sd: float = Field(0.02, ge=0, le=1, description="metering noise, relative")
@@ -135,11 +141,13 @@ class DevicesConfig(Section):
 
 
 class OutputConfig(Section):
+    """Run folder location and table format."""
     format: Literal["parquet", "csv"] = "parquet"
     dir: Path = Path("runs")
 
 
 class Config(Section):
+    """The whole run configuration; defaults are the seed's scenario."""
     seed: int = Field(42, ge=0, description="seeds every random draw of the run")
     rounds: int = Field(8760, ge=1, description="rounds to run (8760 hourly rounds = a year)")
     site: str = Field("village", pattern=r"^[A-Za-z0-9_-]{1,64}$",
@@ -187,6 +195,7 @@ class Config(Section):
 
 
 def validate_config(data: dict[str, Any], source: str = "config") -> Config:
+    """Validate a config dict; ``source`` names it in the one-line error."""
     return validate(Config, data, source)
 
 

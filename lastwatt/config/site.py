@@ -21,6 +21,7 @@ Station = Literal["greensboro", "sand_point", "miami"]
 
 
 class ContainerConfig(Section):
+    """The solar container: peak power, location and the PV system's losses."""
     peak_power_w: float = Field(
         120_000.0, gt=0, description="PV peak power (DC nameplate, kWp x 1000) of the container"
     )
@@ -45,6 +46,7 @@ class ContainerConfig(Section):
 
 
 class WeatherConfig(Section):
+    """The weather source (markov, csv, tmy, fitted) and its parameters."""
     source: Literal["markov", "csv", "tmy", "fitted"] = "markov"
     # markov: daily sky states clear / cloudy / overcast
     clearness: tuple[float, float, float] = (1.0, 0.55, 0.2)
@@ -75,6 +77,7 @@ class WeatherConfig(Section):
 
 
 class DemandConfig(Section):
+    """Community, household and business loads, and the reserve."""
     community_w: float = Field(6_000.0, ge=0, description="constant base load: hospital, pump")
     community_profile: ProfileName = Field("flat", description="shape of the extra community load")
     community_profile_kwh_per_year: float = Field(

@@ -26,6 +26,7 @@ _TO_WH = {
 
 @dataclass(frozen=True, slots=True)
 class PvSeries:
+    """A recorded PV series as energy per regular interval, from its first timestamp."""
     path: Path
     start_epoch_s: float  # UTC of the first row
     step_s: float
@@ -33,10 +34,12 @@ class PvSeries:
 
     @property
     def end_epoch_s(self) -> float:
+        """UTC epoch seconds where the series ends."""
         return self.start_epoch_s + self.energy_wh.size * self.step_s
 
 
 def read_pv_csv(path: Path, time_column: str, value_column: str, unit: str) -> PvSeries:
+    """Read a PV series CSV; a bad file, column, unit or time step is a one-line SeriesError."""
     where = str(path)
     if not path.is_file():
         raise SeriesError(where, "CSV file not found", "check weather.path")

@@ -40,6 +40,7 @@ _MONTH_START_DAY = np.cumsum([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30])
 
 @dataclass(frozen=True, slots=True)
 class WeatherYear:
+    """A typical meteorological year: place, time zone and hourly irradiance and weather."""
     path: Path
     name: str
     latitude_deg: float
@@ -50,12 +51,14 @@ class WeatherYear:
 
 
 def shipped_path(station: str) -> Path:
+    """The path of a weather-year file shipped with pvlib, by station name."""
     import pvlib  # deferred: a 0.7 s import only the tmy/fitted sources need
 
     return Path(pvlib.__file__).parent / "data" / SHIPPED[station]
 
 
 def weather_year_path(path: Path | None, station: str) -> Path:
+    """The user's weather-year file if given, else the shipped station's."""
     return shipped_path(station) if path is None else Path(path)
 
 

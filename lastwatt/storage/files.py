@@ -45,6 +45,7 @@ def _clean(value: Any) -> Any:
 
 
 class FileRecorder:
+    """Collects every round in memory and writes the run folder's tables and run.json at the end."""
     def __init__(self, run_dir: Path | None, fmt: str = "parquet") -> None:
         self.run_dir = run_dir  # None: keep the tables in memory, write nothing
         self.fmt = fmt
@@ -58,11 +59,13 @@ class FileRecorder:
         self.tables: dict[str, pd.DataFrame] = {}
 
     def open(self, meta: RunMeta) -> None:
+        """Start the run: keep its metadata and create the run folder."""
         self.meta = meta
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
 
     def record(self, r: RoundResult) -> None:
+        """Append one round's results."""
         self._rounds.append([r.scalars[f] for f in ROUND_FIELDS])
         self._round_ts.append(r.start_ts)
         self._selected.append(",".join(map(str, r.selected)))
@@ -85,6 +88,7 @@ class FileRecorder:
         return df
 
     def build_tables(self, stakers: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """The run's tables (rounds, businesses, policies, devices, stakers) as DataFrames."""
         assert self.meta is not None
         rounds = pd.DataFrame(self._rounds, columns=list(ROUND_FIELDS))
         rounds.insert(0, "selected", self._selected)
@@ -108,6 +112,7 @@ class FileRecorder:
         return tables
 
     def close(self, summary: dict[str, Any], stakers: pd.DataFrame) -> None:
+        """Write the tables and run.json (summary and config) into the run folder."""
         assert self.meta is not None
         if not self.tables:
             self.build_tables(stakers)

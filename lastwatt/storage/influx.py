@@ -57,13 +57,15 @@ def _classify(status: int, detail: str) -> Exception:
 
 
 class Transport(Protocol):
+    """How a batch of line protocol reaches the server (v1 ``/write`` or the v2 API)."""
     def prepare(self) -> None:
         """Best effort set-up once the writer starts (e.g. create the v1 database)."""
 
     def send(self, body: bytes) -> None:
         """Write one batch of line protocol (ms precision); raise WriteFailed/WriteRejected."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the HTTP connections."""
 
 
 class V1Transport:
@@ -92,6 +94,7 @@ class V1Transport:
             raise WriteFailed(str(err)) from None
 
     def prepare(self) -> None:
+        """Create the database if missing (best effort: a failure shows up on write)."""
         query = urlencode({"q": f'CREATE DATABASE "{self._database}"'})
         headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
         try:
@@ -100,6 +103,7 @@ class V1Transport:
             log.info("influx v1: could not create database %s yet: %s", self._database, err)
 
     def send(self, body: bytes) -> None:
+        """POST one batch; raises WriteFailed (retry) or WriteRejected (the server said no)."""
         r = self._post(self._write_url, body, self._headers)
         if 200 <= r.status < 300:
             return
@@ -109,6 +113,7 @@ class V1Transport:
         raise _classify(r.status, detail)
 
     def close(self) -> None:
+        """Release the HTTP connections."""
         self._http.clear()
 
 
@@ -123,9 +128,11 @@ class V2Transport:
         self._bucket, self._org = cfg.bucket, cfg.org
 
     def prepare(self) -> None:
+        """Nothing to do: the bucket exists with the server."""
         pass  # the bucket is created with the server (DOCKER_INFLUXDB_INIT_BUCKET)
 
     def send(self, body: bytes) -> None:
+        """Write one batch; raises WriteFailed (retry) or WriteRejected (the server said no)."""
         try:
             self._api.write(self._bucket, self._org, record=body,
                             write_precision=WritePrecision.MS)  # type: ignore[arg-type]
@@ -135,6 +142,7 @@ class V2Transport:
             raise WriteFailed(str(err)) from None
 
     def close(self) -> None:
+        """Close the client."""
         self._client.close()
 
 
@@ -167,14 +175,17 @@ class InfluxRecorder:
 
     # -- Recorder interface (called by the simulation) --
     def open(self, meta: RunMeta) -> None:
+        """Start the writer thread for the run described by ``meta``."""
         self._meta = meta
         self._thread.start()
 
     def record(self, result: RoundResult) -> None:
+        """Queue one round for the writer thread; never waits for the server."""
         self._queue.put(result)
 
     def close(self, summary: dict[str, Any] | None = None,
               stakers: pd.DataFrame | None = None) -> None:
+        """Write what is queued, flush the spool for up to ``close_timeout_s``, stop the thread."""
         if self._thread.ident is not None:  # opened
             self._queue.put(_STOP)
             self._thread.join()

@@ -35,6 +35,7 @@ RUN_TAGS: tuple[str, ...] = ("site", "run", "scenario")
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
+    """One InfluxDB measurement: its name, tags and fields."""
     name: str
     tags: tuple[str, ...]
     fields: tuple[str, ...]  # all floats except those in int_fields

@@ -12,9 +12,11 @@ from lastwatt.result import RoundResult, RunMeta
 class Recorder(Protocol):
     """A sink for a run's results. ``record`` must never block the simulation for long."""
 
-    def open(self, meta: RunMeta) -> None: ...
+    def open(self, meta: RunMeta) -> None:
+        """Start of run: its id, site, names and config."""
 
-    def record(self, result: RoundResult) -> None: ...
+    def record(self, result: RoundResult) -> None:
+        """One round's results, in round order."""
 
     def close(self, summary: dict[str, Any], stakers: pd.DataFrame) -> None:
         """End of run: the summary (also in run.json) and the final per-staker table."""
@@ -28,13 +30,16 @@ class Recorders:
         self.sinks = sinks
 
     def open(self, meta: RunMeta) -> None:
+        """Open every sink."""
         for s in self.sinks:
             s.open(meta)
 
     def record(self, result: RoundResult) -> None:
+        """Record the round in every sink, in order."""
         for s in self.sinks:
             s.record(result)
 
     def close(self, summary: dict[str, Any], stakers: pd.DataFrame) -> None:
+        """Close every sink."""
         for s in self.sinks:
             s.close(summary, stakers)

@@ -38,6 +38,7 @@ class Spool:
         ).fetchone()
 
     def push(self, body: bytes, points: int) -> None:
+        """Append a batch; over the size limit it is dropped with a SpoolFull error."""
         if self.bytes + len(body) > self.limit_bytes:
             raise SpoolFull(
                 "influx.spool_limit_mb",
@@ -68,4 +69,5 @@ class Spool:
         return self.batches
 
     def close(self) -> None:
+        """Close the database file; what is spooled stays for the next run."""
         self._db.close()

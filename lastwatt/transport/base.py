@@ -17,6 +17,7 @@ OnStatus = Callable[[DeviceStatus], None]
 
 
 class Transport(Protocol):
+    """How the engine reaches the devices: setpoints out, readings and statuses in."""
     #: inbound messages rejected, by kind (oversize, json, schema, range, version, unknown_device)
     rejected: dict[str, int]
 
@@ -24,12 +25,15 @@ class Transport(Protocol):
         """Connect and subscribe; from now on inbound messages go to the two callbacks."""
         ...
 
-    def publish_round(self, info: RoundInfo) -> None: ...
+    def publish_round(self, info: RoundInfo) -> None:
+        """Announce the round that starts now."""
 
-    def send_setpoint(self, sp: Setpoint) -> None: ...
+    def send_setpoint(self, sp: Setpoint) -> None:
+        """Deliver one device's setpoint for this round."""
 
     def drain(self) -> None:
         """Deliver queued inbound messages to the callbacks, in the caller's thread."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Leave: devices keep their last setpoint until its ``valid_until``."""

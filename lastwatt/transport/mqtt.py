@@ -50,6 +50,7 @@ class RateLimitedLog:
         self._skipped: Counter[str] = Counter()
 
     def warning(self, key: str, msg: str) -> None:
+        """Log ``msg`` unless ``key`` was logged within the interval; count what is skipped."""
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last < self._interval_s:
@@ -90,6 +91,7 @@ class MqttTransport:
     # --- Transport -----------------------------------------------------------------------
 
     def start(self, on_reading: OnReading, on_status: OnStatus) -> None:
+        """Connect, subscribe, announce the controller online and wait for retained statuses."""
         self._on_reading, self._on_status = on_reading, on_status
         self.client.start()
         self._settle()
@@ -110,12 +112,14 @@ class MqttTransport:
                 missing.discard(parsed[0])
 
     def publish_round(self, info: RoundInfo) -> None:
+        """Publish the round info, retained (reasserted after a reconnect)."""
         payload = encode(info)
         with self._lock:
             self._round = payload
         self.client.publish(topics.round_topic(self.site), payload, retain=True)
 
     def send_setpoint(self, sp: Setpoint) -> None:
+        """Publish a setpoint retained with QoS 1 and keep it for reassertion."""
         if sp.device not in self.devices:
             raise ValueError(f"setpoint for {sp.device!r}, which is not in the device map")
         payload = encode(sp)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Will:
+    """An MQTT message to publish now, or as Last Will when the connection dies."""
     topic: str
     payload: bytes
     qos: int = 1
@@ -175,6 +176,7 @@ class MqttClient:
         return info
 
     def get_nowait(self) -> Inbound | None:
+        """The next inbound message, or None when there is none."""
         try:
             return self.inbound.get_nowait()
         except queue.Empty:

@@ -42,32 +42,39 @@ def _check_device(device: str) -> str:
 
 
 def site_prefix(site: str) -> str:
+    """``lastwatt/<site>``; raises ValueError on a site name that cannot be a topic level."""
     return f"{ROOT}/{_check_site(site)}"
 
 
 def round_topic(site: str) -> str:
+    """Where the controller announces each round (retained)."""
     return f"{site_prefix(site)}/round"
 
 
 def controller_status_topic(site: str) -> str:
+    """The controller's availability (retained, its Last Will)."""
     return f"{site_prefix(site)}/controller/status"
 
 
 def device_topic(site: str, device: str, kind: DeviceTopicKind) -> str:
+    """``lastwatt/<site>/device/<device>/<kind>``, kind one of set, meter, status."""
     if kind not in DEVICE_KINDS:
         raise ValueError(f"unknown device topic kind {kind!r}; one of {DEVICE_KINDS}")
     return f"{site_prefix(site)}/device/{_check_device(device)}/{kind}"
 
 
 def set_topic(site: str, device: str) -> str:
+    """Setpoints for one device (retained)."""
     return device_topic(site, device, SET)
 
 
 def meter_topic(site: str, device: str) -> str:
+    """One device's meter readings."""
     return device_topic(site, device, METER)
 
 
 def status_topic(site: str, device: str) -> str:
+    """One device's availability (retained, its Last Will)."""
     return device_topic(site, device, STATUS)
 
 
@@ -90,6 +97,7 @@ def all_setpoints_pattern(site: str) -> str:
 
 
 def controller_subscriptions(site: str) -> list[str]:
+    """What the controller subscribes to: every device's readings and statuses."""
     return [all_meters_pattern(site), all_statuses_pattern(site)]
 
 

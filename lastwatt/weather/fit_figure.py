@@ -24,10 +24,12 @@ STATIONS = {"greensboro": "2026-01-01T05:00:00Z", "sand_point": "2026-01-01T09:0
 
 
 def autocorrelation(x: np.ndarray, lags: int) -> np.ndarray:
+    """Autocorrelation of ``x`` at lags 1..``lags``."""
     return np.array([np.corrcoef(x[:-k], x[k:])[0, 1] for k in range(1, lags + 1)])
 
 
 def daily_energy_kwh(station: str, start: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Daily energy of the real weather year and of fitted draws (seeds 0..), in kWh."""
     cfg = Config.model_validate({"rounds": 8760, "time": {"start": start},
                                  "weather": {"source": "fitted", "station": station}})
     real = pv_year(cfg).ac_wh.sum(axis=1) / 1000.0
@@ -37,6 +39,7 @@ def daily_energy_kwh(station: str, start: str) -> tuple[np.ndarray, list[np.ndar
 
 
 def main(out: Path) -> None:
+    """Draw docs/weather_fit.png: the fitted chain against the year it was fitted to."""
     import matplotlib
 
     matplotlib.use("Agg")

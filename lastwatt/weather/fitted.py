@@ -26,6 +26,7 @@ DAYS = 365
 
 @dataclass(frozen=True, slots=True)
 class FittedWeather:
+    """A Markov chain over daily energy states fitted to a weather year, and its days to draw."""
     pv: PvYear
     states: np.ndarray  # (365,) state of each weather-year day, 0 = darkest
     transition: np.ndarray  # (S, S) day-to-day probabilities
@@ -38,6 +39,7 @@ def seasonal_windows(window_days: int) -> np.ndarray:
 
 
 def fit(cfg: Config) -> FittedWeather:
+    """The chain fitted to the config's weather year (cached)."""
     return _fit(pv_key(cfg), cfg.weather.fit_states, cfg.weather.fit_window_days)
 
 
@@ -79,6 +81,7 @@ def draw_days(fitted: FittedWeather, dates: np.ndarray, rng: np.random.Generator
 
 
 def production(cfg: Config, rng: np.random.Generator) -> np.ndarray:
+    """Energy per round: days drawn from the fitted chain, replayed through the PV chain."""
     fitted = fit(cfg)
     clock = weather_clock(cfg, fitted.pv)
     return energy_of_days(fitted.pv, draw_days(fitted, clock.dates(), rng), clock)

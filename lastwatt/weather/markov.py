@@ -70,6 +70,7 @@ def seasonal_factor(cfg: Config) -> np.ndarray:
 
 
 def production(cfg: Config, rng: np.random.Generator) -> np.ndarray:
+    """Energy per round from daily Markov sky states, the sun's path and noise."""
     w = cfg.weather
     clock = clock_for(cfg, village_utc_offset_s(cfg))
     day_of_round = np.floor(clock.starts_s / DAY_S).astype(np.int64)

@@ -22,6 +22,7 @@ TEMPERATURE_MODEL = ("sapm", "open_rack_glass_polymer")
 
 @dataclass(frozen=True, slots=True)
 class PvYear:
+    """A weather year run through the PV system: hourly AC energy of the container."""
     weather: WeatherYear
     tilt_deg: float
     azimuth_deg: float
@@ -30,10 +31,12 @@ class PvYear:
 
     @property
     def annual_yield_kwh(self) -> float:
+        """AC energy of the whole year, kWh."""
         return float(self.ac_wh.sum()) / 1000.0
 
     @property
     def specific_yield_kwh_per_kwp(self) -> float:
+        """Annual yield per kWp of peak power."""
         return self.annual_yield_kwh / (self.peak_power_w / 1000.0)
 
 
@@ -46,6 +49,7 @@ def pv_key(cfg: Config) -> tuple:
 
 
 def pv_year(cfg: Config) -> PvYear:
+    """The config's weather year through its PV system (cached by its key)."""
     return pv_year_for(*pv_key(cfg))
 
 
@@ -59,6 +63,7 @@ def pv_year_for(
     inverter_efficiency: float,
     temp_coeff_per_c: float,
 ) -> PvYear:
+    """A weather year through pvlib's PVWatts chain for this system (cached)."""
     from pvlib import atmosphere, iam, inverter, irradiance, pvsystem, solarposition, temperature
 
     wy = read_weather_year(path)

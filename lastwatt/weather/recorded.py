@@ -17,6 +17,7 @@ def _iso(epoch_s: float) -> str:
 
 
 def production(cfg: Config) -> np.ndarray:
+    """Energy per round from the recorded PV series (``weather.source = "csv"``)."""
     w = cfg.weather
     assert w.path is not None  # the config requires it for source="csv"
     series = read_pv_csv(w.path, w.time_column, w.column, w.unit)

@@ -37,6 +37,7 @@ class RunClock:
 
 
 def run_clock(start_epoch_s: float, rounds: int, round_s: float, utc_offset_s: float) -> RunClock:
+    """The run's rounds on the local clock of a place ``utc_offset_s`` from UTC."""
     local_s = start_epoch_s + utc_offset_s
     day0_days = np.floor(local_s / DAY_S)
     first_s = local_s - day0_days * DAY_S
@@ -48,6 +49,7 @@ def run_clock(start_epoch_s: float, rounds: int, round_s: float, utc_offset_s: f
 
 
 def clock_for(cfg: Config, utc_offset_s: float) -> RunClock:
+    """The run's clock for the config's start, rounds and round length."""
     return run_clock(cfg.time.start.timestamp(), cfg.rounds, cfg.time.round_s, utc_offset_s)
 
 
@@ -66,6 +68,7 @@ def village_utc_offset_s(cfg: Config) -> float:
 
 
 def is_leap(years: np.ndarray) -> np.ndarray:
+    """Which of ``years`` are leap years."""
     return (years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0))
 
 

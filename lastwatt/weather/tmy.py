@@ -15,6 +15,7 @@ from lastwatt.weather.timebase import RunClock, clock_for, integrate, weather_ye
 
 
 def weather_clock(cfg: Config, pv: PvYear) -> RunClock:
+    """The run's clock in the weather file's time zone."""
     return clock_for(cfg, pv.weather.utc_offset_h * 3600.0)
 
 
@@ -24,6 +25,7 @@ def energy_of_days(pv: PvYear, days: np.ndarray, clock: RunClock) -> np.ndarray:
 
 
 def production(cfg: Config) -> np.ndarray:
+    """Energy per round from the weather year, day for day (``weather.source = "tmy"``)."""
     pv = pv_year(cfg)
     clock = weather_clock(cfg, pv)
     return energy_of_days(pv, weather_year_day(clock.dates()), clock)
