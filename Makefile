@@ -35,7 +35,8 @@ typecheck: $(BIN)/.installed
 
 ## lock: re-pin requirements.lock after a dependency change in pyproject.toml (keeps the other
 ## pins); `make lock UPGRADE=--upgrade` moves every pin to the newest release
-lock: $(BIN)/.installed
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra test --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
@@ -45,4 +46,4 @@ bench: $(BIN)/.installed
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
