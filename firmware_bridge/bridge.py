@@ -22,20 +22,29 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from firmware_bridge.connection import Connect
 from firmware_bridge.counters import MonotonicCounter
-from firmware_bridge.dialects import Counter, Dialect, DialectError, Event, Online, Publish
-from firmware_bridge.dialects.base import Switched
-from firmware_bridge.dialects.shelly import ShellyDialect
-from firmware_bridge.dialects.tasmota import TasmotaDialect
-from firmware_bridge.worker import Worker
+from firmware_bridge.dialects import (
+    DIALECTS,
+    Counter,
+    Dialect,
+    DialectError,
+    Event,
+    Online,
+    Switched,
+)
+from firmware_bridge.worker import Clock, Worker
 from lastwatt.config import DeviceEntry
 from lastwatt.config.bridge import BridgeConfig
 from lastwatt.config.mqtt import resolve_broker
+from lastwatt.errors import ConfigError
 from lastwatt.messages import DeviceStatus, MessageError, MeterReading, Setpoint, decode, encode
 from lastwatt.transport import topics
 from lastwatt.transport.mqtt import RateLimitedLog
 from lastwatt.transport.mqtt_client import Inbound, MqttClient
+from lastwatt.transport.publish import Publish
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,7 @@ REARM_SHARE = 0.1
 
 @dataclass(slots=True)
 class DeviceState:
-    """What the bridge knows and wants of one vendor device."""
+    """What the bridge knows and wants of one vendor device. Times are the bridge's clock."""
 
     entry: DeviceEntry
     dialect: Dialect
@@ -66,12 +75,12 @@ class DeviceState:
     online: bool | None = None
     power_w: float = 0.0
     on_power_w: float = 0.0  # the last power measured while drawing: predicts time to quota
-    timer_end_mono: float = math.inf  # when the off-timer we armed should end, bridge clock
+    timer_end_ts: float = math.inf  # when the off-timer we armed should end
     stopped_self: bool = False  # the plug's timer switched it off while we wanted it on
     reading_gap_s: float = 0.0  # time between the last two readings
     seen_counter: bool = False
-    last_counter_mono: float = field(default=-math.inf)
-    last_sent_mono: float = field(default=-math.inf)
+    last_counter_ts: float = field(default=-math.inf)
+    last_sent_ts: float = field(default=-math.inf)
     last_sent: tuple[float, float, bool] | None = None
 
     def round_energy_wh(self) -> float:
@@ -81,24 +90,30 @@ class DeviceState:
 
 
 def make_dialects(cfg: BridgeConfig) -> dict[str, Dialect]:
+    """One dialect instance per dialect the devices use, built from the ``DIALECTS`` registry."""
     by_dialect: dict[str, list[str]] = {}
-    for d in cfg.vendor_devices:
+    for i, d in enumerate(cfg.devices):
+        if d.dialect == "native":
+            continue  # native devices speak for themselves
+        if d.dialect not in DIALECTS:
+            raise ConfigError(f"devices[{i}].dialect", f"the bridge has no dialect {d.dialect!r}",
+                              f"use one of {', '.join(['native', *DIALECTS])}")
         by_dialect.setdefault(d.dialect, []).append(d.topic or d.id)
-    out: dict[str, Dialect] = {}
-    if "tasmota" in by_dialect:
-        t = cfg.tasmota
-        out["tasmota"] = TasmotaDialect(by_dialect["tasmota"], t.full_topic, t.prefixes,
-                                        t.tele_period_s)
-    if "shelly" in by_dialect:
-        out["shelly"] = ShellyDialect(by_dialect["shelly"], cfg.resolved_src())
-    return out
+    return {name: DIALECTS[name].from_config(device_topics, cfg)
+            for name, device_topics in by_dialect.items()}
 
 
 class Bridge:
-    """``Bridge(cfg).start()`` connects and serves in a thread; ``stop()`` leaves cleanly."""
+    """``Bridge(cfg).start()`` connects and serves in a thread; ``stop()`` leaves cleanly.
+
+    ``clock`` (epoch seconds) stamps readings, is what ``valid_until`` is compared with and
+    runs every timer; ``connect`` makes the MQTT connection (``MqttClient``; tests pass a
+    fake). ``connect()`` without ``start()`` leaves the worker to the caller
+    (``worker.run_pending()``), which is how the unit tests drive the bridge.
+    """
 
     def __init__(self, cfg: BridgeConfig, mqtt_url: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock = time.time, connect: Connect = MqttClient) -> None:
         url = resolve_broker(mqtt_url, cfg.mqtt)
         self.cfg = cfg
         self.site = cfg.site
@@ -114,18 +129,25 @@ class Bridge:
         self.routes: dict[str, Dialect] = {
             t: dl for dl in self.dialects.values() for t in dl.subscriptions()
         }
+        # one handler per event type: a new event is a method and a line here
+        self.handlers: dict[type, Callable[[DeviceState, Any], None]] = {
+            Counter: self._on_counter, Switched: self._on_switched, Online: self._on_online,
+        }
         self.rejected: Tally[str] = Tally()
         self.counts: Tally[str] = Tally()
         self._log = RateLimitedLog(log, cfg.mqtt.log_interval_s)
-        self.worker = Worker(self._on_message, f"bridge-{cfg.site}")
+        self.worker = Worker(self._on_message, f"bridge-{cfg.site}", clock)
         subs = [topics.all_setpoints_pattern(cfg.site), *self.routes]
-        self.client = MqttClient(url, cfg.mqtt, cfg.resolved_client_id(), subscriptions=subs)
+        self.client = connect(url, cfg.mqtt, cfg.resolved_client_id(), subscriptions=subs)
         self.client.inbound = self.worker.queue  # paho thread hands messages to the worker
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> Bridge:
         self.worker.start()
+        return self.connect()
+
+    def connect(self) -> Bridge:
         self.client.start()
         if self.cfg.poll_s > 0:
             self.worker.post(self._schedule_polls)
@@ -134,10 +156,6 @@ class Bridge:
     def stop(self) -> None:
         self.client.stop()
         self.worker.stop()
-
-    def state(self, device_id: str) -> DeviceState:
-        """A device's state, read in the worker thread (for tests and diagnostics)."""
-        return self.worker.call(lambda: self.devices[device_id])
 
     # --- inbound ------------------------------------------------------------------------
 
@@ -169,60 +187,70 @@ class Bridge:
         if st is None:
             self._reject("unknown_device", f"{msg.topic}: no device with topic {device_topic!r}")
             return
-        for ev in events:
-            self._on_event(st, ev)
+        self.on_events(st, events)
 
-    def _on_event(self, st: DeviceState, ev: Event) -> None:
-        now = self.clock()
-        if isinstance(ev, Counter):
-            st.counter.update(ev.total_wh)
-            if st.round_start_wh is None and st.round >= 0:
-                st.round_start_wh = st.counter.energy_wh  # first register after the setpoint
-            if ev.power_w is not None:
-                st.power_w = ev.power_w
-                if ev.power_w > 0:
-                    st.on_power_w = ev.power_w
-            mono = time.monotonic()
-            st.seen_counter = True
-            st.last_counter_mono = mono
-            values = (st.counter.energy_wh, st.power_w, bool(st.on))
-            fresh = values != st.last_sent  # Shelly sends each register twice
-            if fresh and math.isfinite(st.last_sent_mono):
-                st.reading_gap_s = mono - st.last_sent_mono
-            if fresh or mono - st.last_sent_mono > SAME_READING_WINDOW_S:
-                st.last_sent, st.last_sent_mono = values, mono
-                reading = MeterReading(st.entry.id, now, *values)
-                self._send(Publish(topics.meter_topic(self.site, st.entry.id), encode(reading)))
-                self.counts["readings"] += 1
-            if st.want_on and st.round_energy_wh() >= st.quota_wh:
-                self.counts["quota_off"] += 1
-                self._switch(st, False)
-            elif st.want_on and st.stopped_self:  # its register read after the timer: go on
-                st.stopped_self = False
-                self._switch(st, True)
-                self.counts["timer_resumed"] += st.want_on
-            elif fresh and st.want_on and st.on and self.cfg.failsafe:
-                self._rearm(st)
-        elif isinstance(ev, Switched):
-            was_on, st.on = st.on, ev.on
-            if ev.on and not st.want_on:  # switched on by a button, a reboot or a late reply
-                self._send_all(st.dialect.switch(st.topic, False))
-            elif was_on and not ev.on and st.want_on and self.cfg.failsafe:
-                # our timer ended before the quota did (the draw fell, or timer resolution):
-                # read the register now and decide on the reading
-                st.stopped_self = True
-                st.timer_end_mono = math.inf
-                self.counts["timer_off"] += 1
-                self._send_all(st.dialect.poll(st.topic))
-        elif isinstance(ev, Online):
-            st.online = ev.online
-            status = DeviceStatus(st.entry.id, ev.online, now)
-            self._send(Publish(topics.status_topic(self.site, st.entry.id), encode(status),
-                               1, True))
-            if ev.online:  # a (re)booted device: configure it, learn its state, reassert ours
-                self._send_all(st.dialect.setup(st.topic))
-                self._send_all(st.dialect.poll(st.topic))
-                self._switch(st, st.want_on)
+    def on_events(self, st: DeviceState, events: list[Event]) -> None:
+        """What a device reported, already read by its dialect (worker thread only)."""
+        for ev in events:
+            self.handlers[type(ev)](st, ev)
+
+    def _on_counter(self, st: DeviceState, ev: Counter) -> None:
+        st.counter.update(ev.total_wh)
+        st.seen_counter = True
+        if st.round_start_wh is None and st.round >= 0:
+            st.round_start_wh = st.counter.energy_wh  # first register after the setpoint
+        if ev.power_w is not None:
+            st.power_w = ev.power_w
+            if ev.power_w > 0:
+                st.on_power_w = ev.power_w
+        fresh = self._report(st, self.clock())
+        if not st.want_on:
+            return
+        if st.round_energy_wh() >= st.quota_wh:
+            self.counts["quota_off"] += 1
+            self._switch(st, False)
+        elif st.stopped_self:  # its register read after the timer: on again while quota is left
+            st.stopped_self = False
+            self._switch(st, True)
+            self.counts["timer_resumed"] += st.want_on
+        elif fresh and st.on and self.cfg.failsafe:
+            self._rearm(st)
+
+    def _report(self, st: DeviceState, now: float) -> bool:
+        """Publish the native reading unless it repeats the last one within
+        SAME_READING_WINDOW_S (Shelly sends each register twice); is it a new one?"""
+        st.last_counter_ts = now
+        values = (st.counter.energy_wh, st.power_w, bool(st.on))
+        fresh = values != st.last_sent
+        if fresh and math.isfinite(st.last_sent_ts):
+            st.reading_gap_s = now - st.last_sent_ts
+        if fresh or now - st.last_sent_ts > SAME_READING_WINDOW_S:
+            st.last_sent, st.last_sent_ts = values, now
+            reading = MeterReading(st.entry.id, now, *values)
+            self._send(Publish(topics.meter_topic(self.site, st.entry.id), encode(reading)))
+            self.counts["readings"] += 1
+        return fresh
+
+    def _on_switched(self, st: DeviceState, ev: Switched) -> None:
+        was_on, st.on = st.on, ev.on
+        if ev.on and not st.want_on:  # switched on by a button, a reboot or a late reply
+            self._send_all(st.dialect.switch(st.topic, False))
+        elif was_on and not ev.on and st.want_on and self.cfg.failsafe:
+            # our timer ended before the quota did (the draw fell, or timer resolution):
+            # read the register now and decide on the reading
+            st.stopped_self = True
+            st.timer_end_ts = math.inf
+            self.counts["timer_off"] += 1
+            self._send_all(st.dialect.poll(st.topic))
+
+    def _on_online(self, st: DeviceState, ev: Online) -> None:
+        st.online = ev.online
+        status = DeviceStatus(st.entry.id, ev.online, self.clock())
+        self._send(Publish(topics.status_topic(self.site, st.entry.id), encode(status), 1, True))
+        if ev.online:  # a (re)booted device: configure it, learn its state, reassert ours
+            self._send_all(st.dialect.setup(st.topic))
+            self._send_all(st.dialect.poll(st.topic))
+            self._switch(st, st.want_on)
 
     def _on_setpoint(self, st: DeviceState, sp: Setpoint) -> None:
         if sp.round < st.round:
@@ -237,21 +265,22 @@ class Bridge:
         self.counts["setpoints"] += 1
         self._switch(st, sp.on)
         if st.want_on:
-            delay_s = max(0.0, sp.valid_until - self.clock())
-            self.worker.call_at(time.monotonic() + delay_s, lambda: self._expire(st))
+            self.worker.call_at(sp.valid_until, lambda: self._expire(st))
+
+    # --- switching ----------------------------------------------------------------------
 
     def _switch(self, st: DeviceState, on: bool) -> None:
         now = self.clock()
         want = on and now < st.valid_until and st.round_energy_wh() < st.quota_wh
         off_s = None
-        st.timer_end_mono = math.inf
+        st.timer_end_ts = math.inf
         if want and self.cfg.failsafe:
             left_s, reason = self._time_left_s(st, now)
             off_s = st.dialect.off_timer_s(left_s)
             if off_s <= 0:  # less quota / validity left than the timer's shortest step
                 want = False
                 self.counts[reason] += 1
-            st.timer_end_mono = time.monotonic() + left_s
+            st.timer_end_ts = now + left_s
         st.want_on = want
         self._send_all(st.dialect.switch(st.topic, want, off_s))
 
@@ -266,14 +295,15 @@ class Bridge:
         return left_s, reason
 
     def _rearm(self, st: DeviceState) -> None:
-        left_s, _ = self._time_left_s(st, self.clock())
+        now = self.clock()
+        left_s, _ = self._time_left_s(st, now)
         off_s = st.dialect.off_timer_s(left_s)
         if off_s <= 0:
             self._switch(st, True)  # less than one timer step left: this switches it off
             return
-        end = time.monotonic() + left_s  # the wanted end, before the timer's rounding down
-        if abs(end - st.timer_end_mono) > REARM_SHARE * st.reading_gap_s:
-            st.timer_end_mono = end
+        end = now + left_s  # the wanted end, before the timer's rounding down
+        if abs(end - st.timer_end_ts) > REARM_SHARE * st.reading_gap_s:
+            st.timer_end_ts = end
             self.counts["timer_rearmed"] += 1
             self._send_all(st.dialect.rearm(st.topic, off_s))
 
@@ -286,16 +316,17 @@ class Bridge:
 
     def _schedule_polls(self) -> None:
         n = max(len(self.devices), 1)
-        t0 = time.monotonic()
+        t0 = self.clock()
         for i, st in enumerate(self.devices.values()):
             # spread over the period so a big site is not polled in one burst
             self.worker.call_at(t0 + self.cfg.poll_s * (i + 1) / n, lambda st=st: self._poll(st))
 
     def _poll(self, st: DeviceState) -> None:
-        if st.online is not False and time.monotonic() - st.last_counter_mono >= self.cfg.poll_s:
+        now = self.clock()
+        if st.online is not False and now - st.last_counter_ts >= self.cfg.poll_s:
             self.counts["polls"] += 1
             self._send_all(st.dialect.poll(st.topic))
-        self.worker.call_at(time.monotonic() + self.cfg.poll_s, lambda: self._poll(st))
+        self.worker.call_at(now + self.cfg.poll_s, lambda: self._poll(st))
 
     # --- outbound -----------------------------------------------------------------------
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 
 from firmware_bridge.service import serve_until_signalled
-from firmware_bridge.simulated.fleet import Dialect
 from firmware_bridge.simulated.site import fleet_devices, fleet_options
 from lastwatt.config import load_config
 from lastwatt.config.mqtt import parse_broker_url
@@ -49,7 +48,7 @@ def devices(
     overrides: dict[str, object] = {"latency_s": latency_s, "connections": connections}
     if telemetry_s is not None:
         overrides["telemetry_s"] = telemetry_s
-    devices = fleet_devices(cfg, cast("Dialect | None", dialect), count)
+    devices = fleet_devices(cfg, dialect, count)
     fleet = Fleet(mqtt, devices, fleet_options(cfg, **overrides), cfg.mqtt).start()
     log = logging.getLogger("lastwatt.devices")
     log.warning("%d simulated devices up on %s", len(fleet.firmware), mqtt)

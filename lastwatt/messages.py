@@ -10,6 +10,7 @@ mapped onto ``time.start``). The wire format is documented in ``docs/topics.md``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Annotated, Any, Literal, TypeVar, cast
 
@@ -105,17 +106,25 @@ def encode(msg: Message) -> bytes:
     return _dumps({f: getattr(msg, f) for f in _FIELDS[type(msg)]}).encode()
 
 
+def json_object(raw: bytes, error: Callable[[str, str], Exception] = MessageError
+                ) -> dict[str, Any]:
+    """``raw`` parsed as a JSON object, else ``error(kind, detail)`` raised with kind ``json``
+    or ``schema`` (the bridge's dialects pass their own error class)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise error("json", str(err)[:120]) from None
+    if not isinstance(data, dict):
+        raise error("schema", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def decode(cls: type[M], payload: bytes | str) -> M:
     """Parse and validate ``payload`` as ``cls``; raise :class:`MessageError` with its kind."""
     raw = payload.encode() if isinstance(payload, str) else payload
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise MessageError("oversize", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise MessageError("json", str(err)[:120]) from None
-    if not isinstance(data, dict):
-        raise MessageError("schema", f"expected a JSON object, got {type(data).__name__}")
+    data = json_object(raw)
     if data.get("v", VERSION) != VERSION:
         raise MessageError("version", f"v={data.get('v')!r}, this controller speaks v={VERSION}")
     try:

@@ -10,7 +10,8 @@ from lastwatt.config.mqtt import MqttConfig
 from lastwatt.messages import DeviceStatus, MeterReading, encode
 from lastwatt.transport import topics
 from lastwatt.transport.mqtt import MqttTransport, make_mqtt_transport
-from lastwatt.transport.mqtt_client import Inbound, MqttClient, Will
+from lastwatt.transport.mqtt_client import Inbound, MqttClient
+from lastwatt.transport.publish import Publish
 
 SITE = "village"
 # fast recovery so broker-restart tests stay short; a short keepalive is not needed (a killed
@@ -56,7 +57,7 @@ class Controller:
 
 def device_client(url: str, device: str, cfg: MqttConfig = FAST, **kw) -> MqttClient:
     """A bare native device: Last Will offline on its status topic, subscribed to its set topic."""
-    will = Will(topics.status_topic(SITE, device), encode(DeviceStatus(device, False)))
+    will = Publish(topics.status_topic(SITE, device), encode(DeviceStatus(device, False)), 1, True)
     return MqttClient(
         url, cfg, f"dev-{device}", will=will, subscriptions=[topics.set_topic(SITE, device)], **kw
     )

@@ -1,9 +1,10 @@
-"""Vendor dialects, bridge side. Add a vendor: one module, one entry here."""
+"""Vendor dialects, bridge side. Add a vendor: one module, one entry in ``DIALECTS``."""
 
-from firmware_bridge.dialects.base import Counter, Dialect, DialectError, Event, Online, Publish
+from firmware_bridge.dialects.base import Counter, Dialect, DialectError, Event, Online, Switched
 from firmware_bridge.dialects.shelly import ShellyDialect
 from firmware_bridge.dialects.tasmota import TasmotaDialect
 
+# device entry's ``dialect`` -> the class the bridge builds for those devices
 DIALECTS: dict[str, type[Dialect]] = {"tasmota": TasmotaDialect, "shelly": ShellyDialect}
 
 __all__ = [
@@ -13,7 +14,7 @@ __all__ = [
     "DialectError",
     "Event",
     "Online",
-    "Publish",
     "ShellyDialect",
+    "Switched",
     "TasmotaDialect",
 ]

@@ -5,7 +5,9 @@ switch a device and ask it for its state, and how to read what the device publis
 turns vendor payloads into three events: a :class:`Counter` (the vendor's energy register
 and power), a :class:`Switched` (relay state) and an :class:`Online` (availability).
 Everything else (monotonic counters, quotas, native topics) is the bridge's job, so a new
-vendor is one file: subclass :class:`Dialect` and register it in ``dialects/__init__.py``.
+vendor is one file: subclass :class:`Dialect` (``from_config`` reads its options from the
+bridge config) and register it in ``DIALECTS`` (``dialects/__init__.py``); the bridge builds
+one instance per dialect its devices use, from the registry.
 """
 
 from __future__ import annotations
@@ -13,17 +15,12 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from lastwatt.transport.publish import Publish
 
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """One MQTT publish. Commands are never retained (a retained command replays forever)."""
-
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = False
+if TYPE_CHECKING:
+    from lastwatt.config.bridge import BridgeConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +64,11 @@ class Dialect(ABC):
             for kind, mqtt_topic in self.device_routes(t).items():
                 self.routes[mqtt_topic] = (t, kind)
 
+    @classmethod
+    def from_config(cls, device_topics: list[str], cfg: BridgeConfig) -> Self:
+        """The dialect for these devices, with its options from the bridge config."""
+        return cls(device_topics)
+
     @abstractmethod
     def device_routes(self, device_topic: str) -> dict[str, str]:
         """kind -> MQTT topic this bridge subscribes to for one device."""
@@ -104,16 +106,6 @@ class Dialect(ABC):
 
     @abstractmethod
     def decode_kind(self, device_topic: str, kind: str, payload: bytes) -> list[Event]: ...
-
-
-def json_object(payload: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DialectError("json", str(err)[:120]) from None
-    if not isinstance(data, dict):
-        raise DialectError("schema", f"expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 def number(value: Any, field: str) -> float:

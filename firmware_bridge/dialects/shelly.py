@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware_bridge.dialects.base import (
     Counter,
@@ -23,9 +23,12 @@ from firmware_bridge.dialects.base import (
     Publish,
     Switched,
     dumps,
-    json_object,
     number,
 )
+from lastwatt.messages import json_object
+
+if TYPE_CHECKING:
+    from lastwatt.config.bridge import BridgeConfig
 
 SWITCH = "switch:0"
 MAX_PENDING = 100_000  # requests awaiting an answer; the oldest are forgotten beyond this
@@ -66,6 +69,10 @@ class ShellyDialect(Dialect):
         super().__init__(device_topics)
         self.routes[f"{src}/rpc"] = ("", "reply")
 
+    @classmethod
+    def from_config(cls, device_topics: list[str], cfg: BridgeConfig) -> ShellyDialect:
+        return cls(device_topics, cfg.resolved_src())
+
     def device_routes(self, device_topic: str) -> dict[str, str]:
         return {
             "events": f"{device_topic}/events/rpc",
@@ -101,7 +108,7 @@ class ShellyDialect(Dialect):
         device_topic, kind = self.routes[mqtt_topic]
         if kind != "reply":
             return device_topic, self.decode_kind(device_topic, kind, payload)
-        frame = json_object(payload)
+        frame = json_object(payload, DialectError)
         rid = frame.get("id")
         if not isinstance(rid, int) or rid not in self.pending:
             raise DialectError("unmatched_reply", f"no request with id {rid!r} is pending")
@@ -119,7 +126,7 @@ class ShellyDialect(Dialect):
             if text not in ("true", "false"):
                 raise DialectError("schema", f"online {text[:20]!r} is not true or false")
             return [Online(text == "true")]
-        frame = json_object(payload)
+        frame = json_object(payload, DialectError)
         if kind == "status":
             return switch_events(frame)
         if frame.get("method") not in ("NotifyStatus", "NotifyFullStatus"):

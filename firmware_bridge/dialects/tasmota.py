@@ -11,7 +11,7 @@ bridge can keep it at the predicted time to quota even if the bridge then dies.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware_bridge.dialects.base import (
     Counter,
@@ -21,9 +21,12 @@ from firmware_bridge.dialects.base import (
     Online,
     Publish,
     Switched,
-    json_object,
     number,
 )
+from lastwatt.messages import json_object
+
+if TYPE_CHECKING:
+    from lastwatt.config.bridge import BridgeConfig
 
 DEFAULT_FULL_TOPIC = "%prefix%/%topic%/"
 PULSETIME_MAX_S = 64_800  # PulseTime 112..64900 means (value - 100) seconds
@@ -65,6 +68,11 @@ class TasmotaDialect(Dialect):
         self.cmnd, self.stat, self.tele = prefixes
         self.tele_period_s = tele_period_s
         super().__init__(device_topics)
+
+    @classmethod
+    def from_config(cls, device_topics: list[str], cfg: BridgeConfig) -> TasmotaDialect:
+        t = cfg.tasmota
+        return cls(device_topics, t.full_topic, t.prefixes, t.tele_period_s)
 
     def topic(self, prefix: str, device_topic: str, leaf: str) -> str:
         base = self.full_topic.replace("%prefix%", prefix).replace("%topic%", device_topic)
@@ -114,7 +122,7 @@ class TasmotaDialect(Dialect):
             return [Online(text == "Online")]
         if kind == "power":
             return [Switched(parse_power(payload.decode(errors="replace")))]
-        data = json_object(payload)
+        data = json_object(payload, DialectError)
         if kind in ("result", "state"):
             # RESULT carries the answer of every command; only POWER concerns the bridge
             power = data.get("POWER")

@@ -5,21 +5,22 @@ the same object the engine's in-process mock devices use; a firmware class only 
 vendor's topics and payloads around it. The fleet calls :meth:`handle` for each command,
 :meth:`telemetry` every period, :meth:`expire` when the firmware's own off-timer
 (``off_at``: PulseTime, toggle_after, valid_until) is due, and publishes what they return.
-All timestamps are the caller's clock (epoch seconds).
+All timestamps are the caller's clock (epoch seconds): the fleet runs the off-timers on the
+same clock, so an expiry is never early by the firmware's own reckoning. A firmware is built
+by :meth:`from_options` (the fleet's ``FIRMWARE`` registry names the class per dialect).
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
-from firmware_bridge.dialects.base import Publish
 from lastwatt.devices import DeviceModel
+from lastwatt.transport.publish import Publish
 
-# the fleet schedules expiries on the monotonic clock and checks them on the epoch clock:
-# a timer that comes a hair early by the other clock must still fire
-EXPIRE_SLACK_S = 1e-3
+if TYPE_CHECKING:
+    from firmware_bridge.simulated.options import FleetOptions
 
 
 class Firmware(ABC):
@@ -34,6 +35,12 @@ class Firmware(ABC):
         self.off_at = math.inf  # the firmware's own off-timer, epoch seconds
         self.lost_wh = 0.0  # energy drawn before counter resets (the register forgot it)
         self.boot_ts = 0.0
+
+    @classmethod
+    def from_options(cls, device_id: str, topic: str, model: DeviceModel,
+                     options: FleetOptions) -> Self:
+        """This firmware for one device, with its vendor's settings from the fleet options."""
+        return cls(device_id, topic, model, options.telemetry_s)
 
     @property
     def true_energy_wh(self) -> float:
@@ -75,7 +82,7 @@ class Firmware(ABC):
         return was_on
 
     def expire(self, now: float) -> list[Publish]:
-        if now < self.off_at - EXPIRE_SLACK_S:
+        if now < self.off_at:  # re-armed since this expiry was scheduled
             return []
         self.off_at = math.inf
         self.set_relay(False, now)

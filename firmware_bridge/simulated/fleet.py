@@ -12,6 +12,12 @@ many, so a large fleet shares ``connections`` connections; a device's Will is th
 by the fleet on its behalf when it is killed or drops out, and a crash of the whole process
 leaves the devices' retained status at online (the bridge/controller then see silence, not
 a Will).
+
+One injected clock (epoch seconds) stamps the readings and runs every timer: telemetry,
+command latency, dropouts and the firmware's off-timers, which are scheduled for the very
+instant the firmware checks against. ``connect`` makes the MQTT connections (``MqttClient``;
+the unit tests pass an in-memory fake and drive the worker themselves, see :meth:`connect`).
+A new firmware is one module and one line in ``FIRMWARE``.
 """
 
 from __future__ import annotations
@@ -21,26 +27,25 @@ import logging
 import math
 import time
 from collections import Counter as Tally
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
-from paho.mqtt.client import MQTTMessageInfo
 from paho.mqtt.enums import MQTTErrorCode
 
-from firmware_bridge.dialects.base import DialectError, Publish
-from firmware_bridge.dialects.tasmota import DEFAULT_FULL_TOPIC
+from firmware_bridge.connection import Connect, Connection, PublishInfo
+from firmware_bridge.dialects.base import DialectError
 from firmware_bridge.simulated.firmware import Firmware
 from firmware_bridge.simulated.native import NativeFirmware
+from firmware_bridge.simulated.options import FleetDevice, FleetOptions
 from firmware_bridge.simulated.shelly import ShellyFirmware
 from firmware_bridge.simulated.tasmota import TasmotaFirmware
-from firmware_bridge.worker import Worker
+from firmware_bridge.worker import Clock, Worker
 from lastwatt.config.mqtt import MqttConfig
 from lastwatt.devices import DeviceModel, Profile, profile_fn
+from lastwatt.errors import ConfigError
 from lastwatt.messages import MessageError
 from lastwatt.rng import streams
-from lastwatt.transport.mqtt_client import Inbound, MqttClient, Will
+from lastwatt.transport.mqtt_client import Inbound, MqttClient
+from lastwatt.transport.publish import Publish
 
 log = logging.getLogger(__name__)
 
@@ -53,88 +58,66 @@ BACKLOG_PAUSE_S = 0.001  # a connection still writes the previous batch: let it,
 BACKLOG_WAIT_MAX_S = 0.2  # ... but not longer than this for one batch
 FLUSH_TIMEOUT_S = 10.0  # stop(): wait this long for the goodbyes to be acknowledged
 
-Dialect = Literal["native", "tasmota", "shelly"]
+# a device's ``dialect`` -> its firmware class
 FIRMWARE: dict[str, type[Firmware]] = {
     "native": NativeFirmware, "tasmota": TasmotaFirmware, "shelly": ShellyFirmware,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class FleetDevice:
-    id: str
-    dialect: Dialect = "native"
-    topic: str | None = None  # vendor topic / Shelly id; default: the device id
-    max_power_w: float = 1000.0
-
-
-@dataclass(frozen=True, slots=True)
-class FleetOptions:
-    site: str = "village"
-    telemetry_s: float = 1.0  # native metering interval, Tasmota TelePeriod, Shelly notify period
-    latency_s: float = 0.0  # command latency: time from receiving a command to acting on it
-    profile: str = "constant"  # constant | ramp | cycle (lastwatt.devices.profile_fn)
-    round_s: float = 3600.0  # for the ramp profile
-    noise_sd: float = 0.0  # relative noise on the draw
-    seed: int = 0
-    connections: int | None = None  # None: auto; 0: one per device; N: N shared connections
-    tasmota_full_topic: str = DEFAULT_FULL_TOPIC
-    shelly_generic_status: bool = True  # real devices: off by default, users turn it on
-    client_prefix: str = "lastwatt-sim"
-    # None: as the firmware does (native and Shelly 1, Tasmota 0). QoS 1 costs paho ~100 us
-    # of CPU per message, QoS 0 ~15 us: 10k devices at 1 Hz in one process need QoS 0.
-    telemetry_qos: int | None = None
+__all__ = ["FIRMWARE", "Fleet", "FleetDevice", "FleetOptions"]
 
 
 class Fleet:
     """``Fleet(url, devices).start()`` runs the devices in threads; ``stop()`` ends them."""
 
     def __init__(self, mqtt_url: str, devices: list[FleetDevice],
-                 options: FleetOptions = FleetOptions(), mqtt: MqttConfig | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 options: FleetOptions | None = None, mqtt: MqttConfig | None = None,
+                 clock: Clock = time.time, connect: Connect = MqttClient) -> None:
         self.url = mqtt_url
-        self.options = options
+        self.options = options = options or FleetOptions()
         self.mqtt = mqtt or MqttConfig()
         self.clock = clock
+        self._connect = connect
         rng = streams(options.seed).devices
         profile = profile_fn(options.profile, options.round_s)
         self.firmware: list[Firmware] = [self._make(d, profile, rng) for d in devices]
         self.index = {fw.device_id: i for i, fw in enumerate(self.firmware)}
         self.routes = {fw.command_base: i for i, fw in enumerate(self.firmware)}
-        self.worker = Worker(self._on_message, "fleet")
+        self.worker = Worker(self._on_message, "fleet", clock)
         self.dead: set[int] = set()
-        self.silent_until: dict[int, float] = {}  # dropouts: monotonic end
+        self.silent_until: dict[int, float] = {}  # dropouts: when each ends
         self.missed: dict[int, tuple[str, bytes]] = {}  # native setpoint that came in a dropout
         self.counts: Tally[str] = Tally()
         self.rejected: Tally[str] = Tally()
-        self.clients: list[MqttClient] = []
+        self.clients: list[Connection] = []
         self.conn_of: list[int] = [0] * len(self.firmware)
         self.per_device = False
-        self._due: list[tuple[float, int]] = []  # telemetry heap: (monotonic due, device index)
-        self._last_sent: list[MQTTMessageInfo | None] = []  # per connection, newest publish
-        self._marks: list[MQTTMessageInfo | None] = []  # the same at the last sweep check
-        self._marks_mono = -math.inf
+        self._due: list[tuple[float, int]] = []  # telemetry heap: (due, device index)
+        self._last_sent: list[PublishInfo | None] = []  # per connection, newest publish
+        self._marks: list[PublishInfo | None] = []  # the same at the last sweep check
+        self._marks_ts = -math.inf
 
     def _make(self, d: FleetDevice, profile: Profile, rng: np.random.Generator) -> Firmware:
-        o = self.options
-        fw_cls = FIRMWARE[d.dialect]
-        model = DeviceModel(d.id, d.max_power_w, profile, rng, o.noise_sd,
+        fw_cls = FIRMWARE.get(d.dialect)
+        if fw_cls is None:
+            raise ConfigError(f"device {d.id}: dialect", f"no simulated firmware {d.dialect!r}",
+                              f"use one of {', '.join(FIRMWARE)}")
+        model = DeviceModel(d.id, d.max_power_w, profile, rng, self.options.noise_sd,
                             enforce_quota=fw_cls.enforce_quota)
-        args = (d.id, d.topic or d.id, model, o.telemetry_s)
-        if d.dialect == "native":
-            return NativeFirmware(*args, site=o.site)
-        if d.dialect == "tasmota":
-            return TasmotaFirmware(*args, full_topic=o.tasmota_full_topic)
-        return ShellyFirmware(*args, generic_status=o.shelly_generic_status)
+        return fw_cls.from_options(d.id, d.topic or d.id, model, self.options)
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> Fleet:
+        self.worker.start()
+        return self.connect()
+
+    def connect(self) -> Fleet:
+        """Connect every device; ``start()`` runs the worker first, a test drives it itself
+        (``worker.run_pending()``)."""
         n = len(self.firmware)
         conns = self.options.connections
         if conns is None:
             conns = 0 if n <= PER_DEVICE_MAX else math.ceil(n / DEVICES_PER_CONNECTION)
         self.per_device = conns == 0
-        self.worker.start()
         if self.per_device:
             groups = [[i] for i in range(n)]
         else:
@@ -145,8 +128,8 @@ class Fleet:
             fw = self.firmware[group[0]]
             cid = (f"{self.options.client_prefix}-{fw.dialect}-{fw.device_id}" if self.per_device
                    else f"{self.options.client_prefix}-{self.options.site}-{k}")
-            client = MqttClient(
-                self.url, self.mqtt, cid, will=_will(fw.will()) if self.per_device else None,
+            client = self._connect(
+                self.url, self.mqtt, cid, will=fw.will() if self.per_device else None,
                 subscriptions=[t for i in group for t in self.firmware[i].subscriptions()],
                 on_connect=lambda _re, group=group: self.worker.post(lambda: self._births(group)),
             )
@@ -220,8 +203,8 @@ class Fleet:
         def drop() -> None:
             i = self.index[device_id]
             self._publish(i, [self.firmware[i].will()])
-            self.silent_until[i] = time.monotonic() + seconds
-            self.worker.call_at(time.monotonic() + seconds, lambda: self._back(i))
+            self.silent_until[i] = self.clock() + seconds
+            self.worker.call_at(self.silent_until[i], lambda: self._back(i))
         self.worker.call(drop)
 
     # --- worker thread ------------------------------------------------------------------
@@ -242,7 +225,7 @@ class Fleet:
 
     def _schedule_telemetry(self) -> None:
         n = max(len(self.firmware), 1)
-        t0 = time.monotonic()
+        t0 = self.clock()
         # phases spread over the period: no burst of n messages at once
         self._due = [(t0 + fw.telemetry_s * (i + 0.5) / n, i) for i, fw in enumerate(self.firmware)]
         heapq.heapify(self._due)
@@ -257,7 +240,7 @@ class Fleet:
         previous check: a command's answer queues behind that connection's unwritten
         telemetry, so this bounds the queue (about SWEEP_CHECK messages) and with it the
         answer's wait, without reordering a device's messages."""
-        now = time.monotonic()
+        now = self.clock()
         slice_end = now + SWEEP_SLICE_S
         due = self._due
         sent = 0
@@ -266,10 +249,10 @@ class Fleet:
             if sent % SWEEP_CHECK == 0:
                 if self._backlogged():
                     self.counts["backlog_pauses"] += 1
-                    self.worker.call_at(time.monotonic() + BACKLOG_PAUSE_S, self._sweep)
+                    self.worker.call_at(self.clock() + BACKLOG_PAUSE_S, self._sweep)
                     return
-                if time.monotonic() > slice_end:
-                    self.worker.call_at(time.monotonic(), self._sweep)  # the rest right after
+                if self.clock() > slice_end:
+                    self.worker.call_at(self.clock(), self._sweep)  # the rest right after
                     return
             t, i = heapq.heappop(due)
             if i in self.dead:
@@ -292,13 +275,13 @@ class Fleet:
         Publishes refused for want of a connection never block, and a mark older than
         BACKLOG_WAIT_MAX_S is given up on (a QoS 0 packet lost in a disconnect is never
         written): a connection that goes down must not stop the others' telemetry."""
-        now = time.monotonic()
-        if now - self._marks_mono < BACKLOG_WAIT_MAX_S and any(
+        now = self.clock()
+        if now - self._marks_ts < BACKLOG_WAIT_MAX_S and any(
                 m is not None and m.rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not m.is_published()
                 for m in self._marks):
             return True
         self._marks[:] = self._last_sent
-        self._marks_mono = now
+        self._marks_ts = now
         return False
 
     def _on_message(self, msg: Inbound) -> None:
@@ -312,7 +295,7 @@ class Fleet:
             return
         latency = self.options.latency_s
         if latency > 0:
-            self.worker.call_at(time.monotonic() + latency,
+            self.worker.call_at(self.clock() + latency,
                                 lambda: self._command(i, leaf, msg.payload))
         else:
             self._command(i, leaf, msg.payload)
@@ -328,9 +311,8 @@ class Fleet:
             return
         self.counts["commands"] += 1
         self._publish(i, out)
-        if math.isfinite(fw.off_at):
-            delay_s = max(0.0, fw.off_at - self.clock())
-            self.worker.call_at(time.monotonic() + delay_s, lambda: self._expire(i))
+        if math.isfinite(fw.off_at):  # the firmware's own timer, on the clock it checks
+            self.worker.call_at(fw.off_at, lambda: self._expire(i))
 
     def _expire(self, i: int) -> None:
         if i not in self.dead:
@@ -346,7 +328,3 @@ class Fleet:
             self._last_sent[k] = client.publish(p.topic, p.payload,
                                                 p.qos if qos is None else qos, p.retain)
         self.counts["published"] += len(out)
-
-
-def _will(p: Publish) -> Will:
-    return Will(p.topic, p.payload, p.qos, p.retain)

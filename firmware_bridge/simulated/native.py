@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from firmware_bridge.dialects.base import Publish
 from firmware_bridge.simulated.firmware import Firmware
 from lastwatt.messages import DeviceStatus, MessageError, Setpoint, decode, encode
 from lastwatt.transport import topics
+from lastwatt.transport.publish import Publish
+
+if TYPE_CHECKING:
+    from firmware_bridge.simulated.options import FleetOptions
+    from lastwatt.devices import DeviceModel
 
 
 class NativeFirmware(Firmware):
     dialect = "native"
     enforce_quota = True
+
+    @classmethod
+    def from_options(cls, device_id: str, topic: str, model: DeviceModel,
+                     options: FleetOptions) -> NativeFirmware:
+        return cls(device_id, topic, model, options.telemetry_s, site=options.site)
 
     def __init__(self, *args, site: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)

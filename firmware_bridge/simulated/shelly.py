@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from firmware_bridge.dialects.base import DialectError, Publish, dumps
+from firmware_bridge.dialects.base import DialectError, dumps
 from firmware_bridge.simulated.firmware import Firmware
+from lastwatt.transport.publish import Publish
+
+if TYPE_CHECKING:
+    from firmware_bridge.simulated.options import FleetOptions
+    from lastwatt.devices import DeviceModel
 
 SWITCH = "switch:0"
 VOLTAGE_V = 230.0
@@ -20,6 +25,12 @@ VOLTAGE_V = 230.0
 
 class ShellyFirmware(Firmware):
     dialect = "shelly"
+
+    @classmethod
+    def from_options(cls, device_id: str, topic: str, model: DeviceModel,
+                     options: FleetOptions) -> ShellyFirmware:
+        return cls(device_id, topic, model, options.telemetry_s,
+                   generic_status=options.shelly_generic_status)
 
     def __init__(self, *args, generic_status: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from firmware_bridge.simulated.fleet import Dialect, FleetDevice, FleetOptions
+from firmware_bridge.simulated.options import FleetDevice, FleetOptions
 from lastwatt.config import Config
+from lastwatt.config.base import validate
 from lastwatt.model.market import Market
 from lastwatt.rng import streams
 from lastwatt.simulation import device_table
 
 
-def fleet_devices(cfg: Config, dialect: Dialect | None = None,
+def fleet_devices(cfg: Config, dialect: str | None = None,
                   count: int | None = None) -> list[FleetDevice]:
     """The run's devices with each business's max draw split over its devices.
 
@@ -27,17 +28,18 @@ def fleet_devices(cfg: Config, dialect: Dialect | None = None,
                 for i in range(count)]
     devices, dialects = device_table(cfg, max_power_w)
     topic = {d.id: d.topic for d in cfg.devices.map}
-    return [FleetDevice(d, dialect or dialects[d], topic.get(d), float(p))  # type: ignore[arg-type]
+    return [FleetDevice(d, dialect or dialects[d], topic.get(d), float(p))
             for d, p in zip(devices.ids, devices.max_power_w.tolist(), strict=True)]
 
 
 def fleet_options(cfg: Config, **overrides: object) -> FleetOptions:
-    """Site, profile, noise, seed and the metering interval (in wall seconds) from the config."""
+    """Site, profile, noise, seed and the metering interval (in wall seconds) from the config;
+    a bad override is a one-line ``ConfigError`` naming it."""
     speed = cfg.time.speed if cfg.time.realtime else 1.0  # devices live in wall time
-    options = {
+    options: dict[str, object] = {
         "site": cfg.site, "profile": cfg.devices.profile, "noise_sd": cfg.devices.noise_sd,
         "seed": cfg.seed, "round_s": cfg.time.round_s / speed,
         "telemetry_s": cfg.time.metering_interval_s / speed,
     }
     options.update(overrides)
-    return FleetOptions(**options)  # type: ignore[arg-type]
+    return validate(FleetOptions, options, "fleet options")

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from firmware_bridge.dialects.base import DialectError, Publish, dumps
+from firmware_bridge.dialects.base import DialectError, dumps
 from firmware_bridge.dialects.tasmota import DEFAULT_FULL_TOPIC, parse_power, pulsetime_seconds
 from firmware_bridge.simulated.firmware import Firmware
+from lastwatt.transport.publish import Publish
+
+if TYPE_CHECKING:
+    from firmware_bridge.simulated.options import FleetOptions
+    from lastwatt.devices import DeviceModel
 
 VOLTAGE_V = 230.0
 POWER_FACTOR = 0.95
@@ -27,6 +32,12 @@ def tasmota_time(ts: float) -> str:
 
 class TasmotaFirmware(Firmware):
     dialect = "tasmota"
+
+    @classmethod
+    def from_options(cls, device_id: str, topic: str, model: DeviceModel,
+                     options: FleetOptions) -> TasmotaFirmware:
+        return cls(device_id, topic, model, options.telemetry_s,
+                   full_topic=options.tasmota_full_topic)
 
     def __init__(self, *args, full_topic: str = DEFAULT_FULL_TOPIC, **kwargs) -> None:
         super().__init__(*args, **kwargs)

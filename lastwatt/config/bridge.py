@@ -8,18 +8,28 @@ the same entries as ``devices.map`` in the LastWatt config, so one list can serv
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from lastwatt.config.base import Section, read_toml, validate
 from lastwatt.config.mqtt import MqttConfig
 from lastwatt.config.run import Config, DeviceEntry
 
 
+def _full_topic(ft: str) -> str:
+    if "%prefix%" not in ft or "%topic%" not in ft or not ft.endswith("/"):
+        raise ValueError("must contain %prefix% and %topic% and end with '/'")
+    return ft
+
+
+# Tasmota's FullTopic: the bridge's option, and the simulated fleet's
+FullTopic = Annotated[str, AfterValidator(_full_topic)]
+
+
 class TasmotaOptions(Section):
     """How the bridge's Tasmota devices are set up: topic layout and telemetry period."""
-    full_topic: str = Field(
+    full_topic: FullTopic = Field(
         "%prefix%/%topic%/", description="the devices' FullTopic; %prefix% and %topic% required"
     )
     prefixes: tuple[str, str, str] = Field(
@@ -29,13 +39,6 @@ class TasmotaOptions(Section):
         None, ge=0, le=3600, description="sent as TelePeriod when a device comes online; "
         "0 disables, 1..9 mean 10 (firmware rule); omitted: leave the device's own setting",
     )
-
-    @field_validator("full_topic")
-    @classmethod
-    def _placeholders(cls, ft: str) -> str:
-        if "%prefix%" not in ft or "%topic%" not in ft or not ft.endswith("/"):
-            raise ValueError("must contain %prefix% and %topic% and end with '/'")
-        return ft
 
 
 class ShellyOptions(Section):

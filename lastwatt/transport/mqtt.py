@@ -29,7 +29,8 @@ from lastwatt.messages import (
 )
 from lastwatt.transport import topics
 from lastwatt.transport.base import OnReading, OnStatus
-from lastwatt.transport.mqtt_client import Inbound, MqttClient, Will
+from lastwatt.transport.mqtt_client import Inbound, MqttClient
+from lastwatt.transport.publish import Publish
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,8 @@ class MqttTransport:
         self.rejected: dict[str, int] = dict.fromkeys(REJECT_KINDS, 0)
         self.received: dict[str, int] = {"meter": 0, "status": 0}  # accepted, before dedupe
         self.reasserts = 0  # reconnects after which the setpoints were published again
-        will = Will(
-            topics.controller_status_topic(site), encode(DeviceStatus(CONTROLLER_ID, False))
-        )
+        will = Publish(topics.controller_status_topic(site),
+                       encode(DeviceStatus(CONTROLLER_ID, False)), 1, True)
         self.client = MqttClient(
             broker, cfg, cfg.client_id or f"lastwatt-{site}-controller", will=will,
             subscriptions=topics.controller_subscriptions(site), on_connect=self._on_connect,

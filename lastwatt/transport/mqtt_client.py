@@ -31,17 +31,9 @@ from lastwatt.config.mqtt import (
     resolve_credentials,
 )
 from lastwatt.errors import InputError
+from lastwatt.transport.publish import Publish
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Will:
-    """An MQTT message to publish now, or as Last Will when the connection dies."""
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +58,7 @@ class MqttClient:
         broker: BrokerAddress | str,
         cfg: MqttConfig,
         client_id: str,
-        will: Will | None = None,
+        will: Publish | None = None,
         subscriptions: Sequence[str] = (),
         on_connect: Callable[[bool], None] | None = None,
     ) -> None:
@@ -85,7 +77,7 @@ class MqttClient:
 
     # --- setup ---------------------------------------------------------------------------
 
-    def _make_client(self, will: Will | None) -> paho.Client:
+    def _make_client(self, will: Publish | None) -> paho.Client:
         c = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
