@@ -18,7 +18,6 @@ from lastwatt.config.mqtt import parse_broker_url
 from lastwatt.errors import InputError
 
 STATS_EVERY_S = 10.0
-DIALECTS = ("native", "tasmota", "shelly")
 
 
 def devices(
@@ -33,11 +32,11 @@ def devices(
     connections: Annotated[int | None, typer.Option(help="0: one per device; N: shared")] = None,
 ) -> None:
     """Run simulated device firmware until Ctrl-C (see docs/devices.md)."""
-    from firmware_bridge.simulated.fleet import Fleet  # paho threads only when asked for
+    from firmware_bridge.simulated.fleet import FIRMWARE, Fleet  # paho only when asked for
 
-    if dialect is not None and dialect not in DIALECTS:
-        raise InputError("--dialect", f"{dialect!r} is not a dialect", "use native, tasmota or "
-                         "shelly")
+    if dialect is not None and dialect not in FIRMWARE:
+        raise InputError("--dialect", f"{dialect!r} is not a dialect",
+                         f"use one of {', '.join(FIRMWARE)}")
     for name, value in (("count", count), ("telemetry-s", telemetry_s)):
         if value is not None and value <= 0:
             raise InputError(f"--{name}", f"must be > 0, got {value}")
@@ -48,8 +47,8 @@ def devices(
     overrides: dict[str, object] = {"latency_s": latency_s, "connections": connections}
     if telemetry_s is not None:
         overrides["telemetry_s"] = telemetry_s
-    devices = fleet_devices(cfg, dialect, count)
-    fleet = Fleet(mqtt, devices, fleet_options(cfg, **overrides), cfg.mqtt).start()
+    fleet = Fleet(mqtt, fleet_devices(cfg, dialect, count), fleet_options(cfg, **overrides),
+                  cfg.mqtt).start()
     log = logging.getLogger("lastwatt.devices")
     log.warning("%d simulated devices up on %s", len(fleet.firmware), mqtt)
     serve_until_signalled(
