@@ -7,12 +7,12 @@ aenergy about once a minute; the simulation reports every ``telemetry_s``.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import TYPE_CHECKING, Any
 
 from firmware_bridge.dialects.base import DialectError, dumps
 from firmware_bridge.simulated.firmware import Firmware
+from lastwatt.messages import json_object
 from lastwatt.transport.publish import Publish
 
 if TYPE_CHECKING:
@@ -91,11 +91,8 @@ class ShellyFirmware(Firmware):
     def handle(self, leaf: str, payload: bytes, now: float) -> list[Publish]:
         if leaf != "rpc":
             return []
-        try:
-            frame = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise DialectError("json", str(err)[:120]) from None
-        if not isinstance(frame, dict) or not isinstance(frame.get("src"), str):
+        frame = json_object(payload, DialectError)
+        if not isinstance(frame.get("src"), str):
             raise DialectError("schema", "RPC frame without src: nowhere to answer")
         rid, src, method = frame.get("id"), frame["src"], frame.get("method")
         params = frame.get("params") or {}
