@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from lastwatt.config.mqtt import MqttConfig
+from lastwatt.config.mqtt import BrokerAddress, MqttConfig
 from lastwatt.transport.publish import Publish
 
 
 class PublishInfo(Protocol):
     """What the owner reads of a queued publish (paho's ``MQTTMessageInfo``)."""
 
-    rc: int
+    @property
+    def rc(self) -> int: ...
 
     def is_published(self) -> bool: ...
 
@@ -40,6 +41,6 @@ class Connection(Protocol):
 
 
 class Connect(Protocol):
-    def __call__(self, broker: str, cfg: MqttConfig, client_id: str, will: Publish | None = None,
-                 subscriptions: Sequence[str] = (),
+    def __call__(self, broker: BrokerAddress | str, cfg: MqttConfig, client_id: str,
+                 will: Publish | None = None, subscriptions: Sequence[str] = (),
                  on_connect: Callable[[bool], None] | None = None) -> Connection: ...

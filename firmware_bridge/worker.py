@@ -55,9 +55,9 @@ class Worker:
         """Run ``fn`` once ``clock()`` reaches ``when`` (worker thread only)."""
         heapq.heappush(self._timers, (when, next(self._seq), fn))
 
-    def post(self, fn: Callable[[], Any]) -> Future:
+    def post(self, fn: Callable[[], T]) -> Future[T]:
         """Run ``fn`` in the worker thread soon; the future holds its result."""
-        fut: Future = Future()
+        fut: Future[T] = Future()
         self.queue.put((fn, fut))
         return fut
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.enums import MQTTErrorCode
 
-from lastwatt.config.mqtt import MqttConfig
+from lastwatt.config.mqtt import BrokerAddress, MqttConfig
 from lastwatt.transport.mqtt_client import Inbound
 from lastwatt.transport.publish import Publish
 
@@ -57,8 +57,8 @@ class FakeBroker:
     refuse: bool = False  # publishes are refused for want of a connection (rc NO_CONN)
     held: list[FakeInfo] = field(default_factory=list)
 
-    def connect(self, broker: str, cfg: MqttConfig, client_id: str, will: Publish | None = None,
-                subscriptions: Sequence[str] = (),
+    def connect(self, broker: BrokerAddress | str, cfg: MqttConfig, client_id: str,
+                will: Publish | None = None, subscriptions: Sequence[str] = (),
                 on_connect: Callable[[bool], None] | None = None) -> FakeClient:
         client = FakeClient(self, client_id, will, list(subscriptions), on_connect)
         self.clients.append(client)

@@ -19,11 +19,11 @@ from firmware_bridge.dialects.base import (
     DialectError,
     Event,
     Online,
-    Publish,
     Switched,
     number,
 )
 from lastwatt.messages import json_object
+from lastwatt.transport.publish import Publish
 
 if TYPE_CHECKING:
     from lastwatt.config.bridge import BridgeConfig
