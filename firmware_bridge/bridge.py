@@ -26,15 +26,8 @@ from typing import Any
 
 from firmware_bridge.connection import Connect
 from firmware_bridge.counters import MonotonicCounter
-from firmware_bridge.dialects import (
-    DIALECTS,
-    Counter,
-    Dialect,
-    DialectError,
-    Event,
-    Online,
-    Switched,
-)
+from firmware_bridge.dialects import DIALECTS, Dialect, DialectError
+from firmware_bridge.dialects.base import Counter, Event, Online, Switched
 from firmware_bridge.worker import Clock, Worker
 from lastwatt.config import DeviceEntry
 from lastwatt.config.bridge import BridgeConfig
