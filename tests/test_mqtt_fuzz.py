@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 
 import numpy as np
@@ -76,6 +77,7 @@ def test_ten_thousand_malformed_payloads_are_counted_by_kind_and_the_loop_lives(
     rand = _random(np.random.default_rng(7), 5000)
     expected = Counter(kind for _, _, kind in crafted)
     caplog.set_level(logging.WARNING, logger="lastwatt.transport.mqtt")
+    t0 = time.monotonic()
     try:
         for topic, payload, _ in crafted:
             fuzzer.publish(topic, payload)
@@ -94,9 +96,11 @@ def test_ten_thousand_malformed_payloads_are_counted_by_kind_and_the_loop_lives(
         crafted_only["json"] -= sum(1 for t, _ in rand if "/zz/" not in t)
         crafted_only["unknown_device"] -= sum(1 for t, _ in rand if "/zz/" in t)
         assert +crafted_only == expected
-        # rate-limited logging: one line per kind within the interval, not one per payload
+        # rate-limited logging: one line per kind per interval, not one per payload (a loaded
+        # machine may take more than one interval to deliver them all)
+        intervals = int((time.monotonic() - t0) // FAST.log_interval_s) + 1
         lines = [r for r in caplog.records if r.name == "lastwatt.transport.mqtt"]
-        assert 0 < len(lines) <= len(REJECT_KINDS)
+        assert 0 < len(lines) <= len(REJECT_KINDS) * intervals < total
     finally:
         fuzzer.stop()
         ctl.transport.close()
