@@ -28,6 +28,7 @@ from firmware_bridge.connection import Connect
 from firmware_bridge.counters import MonotonicCounter
 from firmware_bridge.dialects import DIALECTS, Dialect, DialectError
 from firmware_bridge.dialects.base import Counter, Event, Online, Switched
+from firmware_bridge.homeassistant import Discovery
 from firmware_bridge.worker import Clock, Worker
 from lastwatt.config import DeviceEntry
 from lastwatt.config.bridge import BridgeConfig
@@ -131,6 +132,10 @@ class Bridge:
         self._log = RateLimitedLog(log, cfg.mqtt.log_interval_s)
         self.worker = Worker(self._on_message, f"bridge-{cfg.site}", clock)
         subs = [topics.all_setpoints_pattern(cfg.site), *self.routes]
+        self.ha = (Discovery(cfg.site, cfg.devices, cfg.homeassistant)
+                   if cfg.homeassistant.discovery else None)
+        if self.ha is not None:
+            subs += self.ha.subscriptions()
         self.client = connect(url, cfg.mqtt, cfg.resolved_client_id(), subscriptions=subs)
         self.client.inbound = self.worker.queue  # paho thread hands messages to the worker
 
@@ -141,18 +146,28 @@ class Bridge:
         return self.connect()
 
     def connect(self) -> Bridge:
+        for dl in self.dialects.values():  # polling dialects (Modbus) connect, may refuse
+            dl.start(self._polled_sink(dl), self._reject_later)
         self.client.start()
+        ha = self.ha
+        if ha is not None:
+            self.worker.post(lambda: self._send_all(ha.announcements()))
         if self.cfg.poll_s > 0:
             self.worker.post(self._schedule_polls)
         return self
 
     def stop(self) -> None:
+        for dl in self.dialects.values():
+            dl.stop()
         self.client.stop()
         self.worker.stop()
 
     # --- inbound ------------------------------------------------------------------------
 
     def _on_message(self, msg: Inbound) -> None:
+        if self.ha is not None and self.ha.handles(msg.topic):
+            self._on_homeassistant(msg)
+            return
         dialect = self.routes.get(msg.topic)
         if dialect is not None:
             self._on_vendor(dialect, msg)
@@ -181,6 +196,40 @@ class Bridge:
             self._reject("unknown_device", f"{msg.topic}: no device with topic {device_topic!r}")
             return
         self.on_events(st, events)
+
+    def _on_homeassistant(self, msg: Inbound) -> None:
+        """A retained discovery config of ours (cleared when stale) or an HA switch command:
+        ignored unless ``allow_override``; then OFF holds a bridged relay off."""
+        assert self.ha is not None
+        self._send_all(self.ha.stale(msg.topic, msg.payload))
+        try:
+            cmd = self.ha.command(msg.topic, msg.payload)
+        except ValueError as err:
+            self._reject("ha_command", str(err))
+            return
+        if cmd is None:
+            return
+        dev_id, on = cmd
+        st = self.devices.get(dev_id)
+        if not self.cfg.homeassistant.allow_override or st is None:
+            self.counts["ha_commands_ignored"] += 1  # read-only, or a native device
+            return
+        if on:
+            self.ha.forced_off.discard(dev_id)  # the relay follows its next setpoint
+        else:
+            self.ha.forced_off.add(dev_id)
+            self._switch(st, False)
+        self.counts["ha_overrides"] += 1
+
+    def _polled_sink(self, dialect: Dialect) -> Callable[[str, list[Event]], None]:
+        """What a polling dialect's thread hands its events to: the worker, in order."""
+        def sink(device_topic: str, events: list[Event]) -> None:
+            st = self.by_vendor[(dialect.name, device_topic)]
+            self.worker.post(lambda: self.on_events(st, events))
+        return sink
+
+    def _reject_later(self, kind: str, detail: str) -> None:
+        self.worker.post(lambda: self._reject(kind, detail))
 
     def on_events(self, st: DeviceState, events: list[Event]) -> None:
         """What a device reported, already read by its dialect (worker thread only)."""
@@ -264,7 +313,8 @@ class Bridge:
 
     def _switch(self, st: DeviceState, on: bool) -> None:
         now = self.clock()
-        want = on and now < st.valid_until and st.round_energy_wh() < st.quota_wh
+        want = on and now < st.valid_until and st.round_energy_wh() < st.quota_wh and (
+            self.ha is None or st.entry.id not in self.ha.forced_off)
         off_s = None
         st.timer_end_ts = math.inf
         if want and self.cfg.failsafe:

@@ -21,22 +21,34 @@ STATS_EVERY_S = 10.0
 
 
 def devices(
-    mqtt: Annotated[str, typer.Option(help="broker URL mqtt://host:port")],
+    mqtt: Annotated[str | None, typer.Option(help="broker URL mqtt://host:port (not modbus)")]
+    = None,
     config: Annotated[Path | None, typer.Option(help="LastWatt TOML; default scenario if omitted")]
     = None,
-    dialect: Annotated[str | None, typer.Option(help="native, tasmota or shelly (all devices)")]
-    = None,
+    dialect: Annotated[str | None, typer.Option(
+        help="native, tasmota, shelly or modbus (all devices)")] = None,
     count: Annotated[int | None, typer.Option(help="N load-test devices sim-00000..")] = None,
     telemetry_s: Annotated[float | None, typer.Option(help="report period, wall seconds")] = None,
     latency_s: Annotated[float, typer.Option(help="command latency, seconds")] = 0.0,
     connections: Annotated[int | None, typer.Option(help="0: one per device; N: shared")] = None,
+    modbus_port: Annotated[int, typer.Option(help="modbus: first port; 0: free ports")] = 5020,
+    units_per_server: Annotated[int, typer.Option(help="modbus: unit ids per server")] = 1,
+    bridge_config: Annotated[Path | None, typer.Option(
+        help="modbus: write the bridge TOML for these devices here")] = None,
 ) -> None:
-    """Run simulated device firmware until Ctrl-C (see docs/devices.md)."""
+    """Run simulated device firmware until Ctrl-C (see docs/devices.md, docs/modbus.md)."""
     from firmware_bridge.simulated.fleet import FIRMWARE, Fleet  # paho only when asked for
 
-    if dialect is not None and dialect not in FIRMWARE:
+    if dialect is not None and dialect not in (*FIRMWARE, "modbus"):
         raise InputError("--dialect", f"{dialect!r} is not a dialect",
-                         f"use one of {', '.join(FIRMWARE)}")
+                         f"use one of {', '.join((*FIRMWARE, 'modbus'))}")
+    if dialect == "modbus":  # Modbus TCP on loopback, no broker
+        from lastwatt.cli_modbus import modbus_devices
+
+        modbus_devices(config, count, modbus_port, units_per_server, bridge_config)
+        return
+    if mqtt is None:
+        raise InputError("--mqtt", "no broker given", "pass --mqtt mqtt://host:port")
     for name, value in (("count", count), ("telemetry-s", telemetry_s)):
         if value is not None and value <= 0:
             raise InputError(f"--{name}", f"must be > 0, got {value}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -94,6 +95,16 @@ class Dialect(ABC):
     @abstractmethod
     def poll(self, device_topic: str) -> list[Publish]:
         """Commands that make the device report its relay state and energy register now."""
+
+    def start(self, sink: Callable[[str, list[Event]], None],
+              reject: Callable[[str, str], None]) -> None:
+        """Dialects that talk to devices themselves (Modbus) start here; they hand what they
+        read to ``sink(device_topic, events)`` and what failed to ``reject(kind, detail)``."""
+        return None
+
+    def stop(self) -> None:
+        """Stop what :meth:`start` started."""
+        return None
 
     def setup(self, device_topic: str) -> list[Publish]:
         """Commands sent once when the device comes online (e.g. the telemetry period)."""

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, model_validator
 
 from lastwatt.config.base import Section, read_toml, validate
+from lastwatt.config.homeassistant import HomeAssistantOptions
+from lastwatt.config.modbus import ModbusOptions
 from lastwatt.config.mqtt import MqttConfig
 from lastwatt.config.run import Config, DeviceEntry
 
@@ -69,6 +71,8 @@ class BridgeConfig(Section):
     mqtt: MqttConfig = MqttConfig()
     tasmota: TasmotaOptions = TasmotaOptions()
     shelly: ShellyOptions = ShellyOptions()
+    modbus: ModbusOptions = ModbusOptions()
+    homeassistant: HomeAssistantOptions = HomeAssistantOptions()
     devices: list[DeviceEntry] = Field(
         default_factory=list, description="the device map; the bridge serves the vendor ones"
     )
@@ -83,6 +87,14 @@ class BridgeConfig(Section):
                 raise ValueError(f"devices[{i}] ({d.id}) repeats an id or a {d.dialect} topic")
             seen_ids.add(d.id)
             seen_topics.add(key)
+            if d.dialect == "modbus" and d.id not in self.modbus.devices:
+                raise ValueError(f"devices[{i}] ({d.id}) is a modbus device without "
+                                 f"[modbus.devices.{d.id}] (host, port, unit_id, coil, meter)")
+        modbus_ids = {d.id for d in self.devices if d.dialect == "modbus"}
+        for name in self.modbus.devices:
+            if name not in modbus_ids:
+                raise ValueError(f"modbus.devices.{name} names no [[devices]] entry with "
+                                 "dialect = \"modbus\"")
         return self
 
     @property

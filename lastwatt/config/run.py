@@ -128,7 +128,7 @@ class DeviceEntry(Section):
     """One device of the map: its id, the business it supplies, its dialect and vendor topic."""
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     business: int = Field(ge=0)
-    dialect: Literal["native", "tasmota", "shelly"] = "native"
+    dialect: Literal["native", "tasmota", "shelly", "modbus"] = "native"
     topic: str | None = Field(None, description="vendor topic / prefix; defaults to the id")
 
 

@@ -1,0 +1,1 @@
+"""Modbus TCP relays and meters (bridge side): register maps, config, the polling client."""
