@@ -79,7 +79,7 @@ def main() -> None:
         cycles = np.array(poller.cycles_s) * 1e3
         late = np.array(poller.late_s) * 1e3
         readings = bridge.counts["readings"] - readings0
-        on = sum(bool(bridge.state(d.id).on) for d in cfg.devices)
+        on = sum(bridge.worker.call(lambda: [bool(st.on) for st in bridge.devices.values()]))
         print(f"devices {args.count} ({args.units_per_server} per Modbus TCP server), "
               f"interval {args.interval_s:g} s, measured {wall:.1f} s, {os.cpu_count()} cores")
         print(f"polls {len(cycles)} ({len(cycles) / wall:.0f}/s, expected "

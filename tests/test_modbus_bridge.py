@@ -89,7 +89,8 @@ def test_silent_controller_relay_off_by_valid_until_plus_one_polling_interval(lo
 
 def test_relay_switched_on_by_hand_is_switched_off_within_a_poll(loop):
     _, fleet, bridge, _ = loop
-    wait_until(lambda: bridge.state("m1").on is False, 5, "relay state known")
+    wait_until(lambda: bridge.worker.call(lambda: bridge.devices["m1"].on) is False, 5,
+               "relay state known")
     fleet.press("m1", True)
     wait_until(lambda: not fleet.is_on("m1"), 3 * INTERVAL_S + 1, "switched off again")
 
@@ -139,7 +140,8 @@ def test_restarted_bridge_keeps_a_relay_its_setpoint_wants_on_and_continues_the_
         while time.monotonic() < deadline:
             assert fleet.is_on("m1")
             time.sleep(0.02)
-        wait_until(lambda: restarted.state("m1").want_on, 5, "setpoint applied")
+        wait_until(lambda: restarted.worker.call(lambda: restarted.devices["m1"].want_on), 5,
+                   "setpoint applied")
         time.sleep(0.5)
     finally:
         restarted.stop()
