@@ -122,7 +122,8 @@ def mosquitto_server(workdir: Path, extra_conf: str = "", port: int | None = Non
     return Server([binary, "-c", str(conf)], port, lambda: tcp_open(port), workdir)
 
 
-def influxd_server(workdir: Path) -> Server:
+def influxd_server(workdir: Path, auth: bool = False) -> Server:
+    """influxd 1.x; ``auth``: authentication on (create the first admin with CREATE USER)."""
     binary = require_binary("influxd")
     port, rpc = free_port(), free_port()
     raw = subprocess.run([binary, "config"], capture_output=True, text=True, check=True).stdout
@@ -142,6 +143,8 @@ def influxd_server(workdir: Path) -> Server:
             line = f'  wal-dir = "{workdir}/wal"'
         elif section == "[http]" and key == "bind-address":
             line = f'  bind-address = "127.0.0.1:{port}"'
+        elif section == "[http]" and key == "auth-enabled":
+            line = f"  auth-enabled = {'true' if auth else 'false'}"
         elif key == "reporting-disabled":
             line = "reporting-disabled = true"
         elif section == "[[udp]]" or section == "[[graphite]]" or section == "[[opentsdb]]":

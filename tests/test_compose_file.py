@@ -119,14 +119,20 @@ def test_services_wait_for_healthy_dependencies_and_keep_data_in_named_volumes()
             assert src.startswith(".") or src in named, src
 
 
-@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
-def test_gen_env_fills_every_secret_with_fresh_random_values():
-    def generate() -> dict[str, str]:
-        out = subprocess.run(["sh", str(ROOT / "scripts/gen-env.sh")], capture_output=True,
-                             text=True, check=True, timeout=30).stdout
-        return dict(line.split("=", 1) for line in out.splitlines())
+def gen_env(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(ROOT / "scripts/gen-env.sh"), str(path)],
+                          capture_output=True, text=True, timeout=30)
 
-    first, second = generate(), generate()
+
+def read_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_gen_env_fills_every_secret_with_fresh_random_values(tmp_path):
+    assert gen_env(tmp_path / "a.env").returncode == 0
+    assert gen_env(tmp_path / "b.env").returncode == 0
+    first, second = read_env(tmp_path / "a.env"), read_env(tmp_path / "b.env")
     assert set(first) == set(_env_example())
     for key, value in first.items():
         if _env_example()[key] == "":
@@ -134,3 +140,20 @@ def test_gen_env_fills_every_secret_with_fresh_random_values():
             assert value != second[key]
         else:
             assert value == _env_example()[key]
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_gen_env_writes_the_file_itself_readable_only_by_its_owner(tmp_path):
+    done = gen_env(tmp_path / ".env")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+    assert done.stdout.count("\n") == 1 and "=" not in done.stdout  # no secret on stdout
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_gen_env_never_replaces_an_existing_env_file(tmp_path):
+    (tmp_path / ".env").write_text("MQTT_CONTROLLER_PASSWORD=in-use\n")
+    done = gen_env(tmp_path / ".env")
+    assert done.returncode == 2 and done.stderr.startswith("error: ")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert (tmp_path / ".env").read_text() == "MQTT_CONTROLLER_PASSWORD=in-use\n"

@@ -17,7 +17,7 @@ from tests.servers import mosquitto_server, require_binary
 pytestmark = pytest.mark.integration
 
 DEPLOY = Path(__file__).parents[1] / "deploy" / "mosquitto"
-USERS = {"lastwatt-controller": "ctl-pw", "d1": "d1-pw", "d2": "d2-pw"}
+USERS = {"controller": "ctl-pw", "d1": "d1-pw", "d2": "d2-pw"}
 # the harness writes its own listener and persistence lines; paths point into the test dir
 HARNESS_OWNED = ("listener", "persistence", "password_file", "acl_file", "cafile", "certfile",
                  "keyfile", "user")
@@ -62,7 +62,7 @@ def test_wrong_password_is_refused_with_a_hint_at_the_credentials(secured, tmp_p
 
 def test_device_cannot_publish_to_another_devices_topics(secured, tmp_path) -> None:
     url = url_of(secured)
-    ctl = Controller(url, ["d1", "d2"], _cfg(tmp_path, "lastwatt-controller")).start()
+    ctl = Controller(url, ["d1", "d2"], _cfg(tmp_path, "controller")).start()
     d1 = device_client(url, "d1", _cfg(tmp_path, "d1")).start()
     try:
         forged = MeterReading("d2", 1.0, 1e6, 0.0, False)
@@ -80,7 +80,7 @@ def test_device_cannot_publish_to_another_devices_topics(secured, tmp_path) -> N
 
 def test_device_reads_only_its_own_setpoint(secured, tmp_path) -> None:
     url = url_of(secured)
-    ctl = Controller(url, ["d1", "d2"], _cfg(tmp_path, "lastwatt-controller")).start()
+    ctl = Controller(url, ["d1", "d2"], _cfg(tmp_path, "controller")).start()
     d1 = device_client(url, "d1", _cfg(tmp_path, "d1"))
     d1.subscriptions.append(topics.set_topic(SITE, "d2"))  # tries to eavesdrop
     d1.start()

@@ -24,6 +24,13 @@ class InfluxConfig(Section):
     retention_policy: str = Field("", description="v1 retention policy; empty = the default")
     bucket: str = Field("lastwatt", min_length=1, description="v2 bucket")
     org: str = Field("lastwatt", description="v2 organisation")
+    org_env: str | None = Field(
+        None, description="environment variable giving org (wins over org; compose: INFLUX_ORG)"
+    )
+    bucket_env: str | None = Field(
+        None, description="environment variable giving bucket (wins over bucket; compose: "
+        "INFLUX_BUCKET)"
+    )
     token_env: str = Field(
         "INFLUX_TOKEN", description="environment variable holding the token (v1: user:password)"
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -34,6 +35,7 @@ from lastwatt.config.influx import InfluxConfig
 from lastwatt.config.secret import read_secret
 from lastwatt.errors import ConfigError
 from lastwatt.result import RoundResult, RunMeta
+from lastwatt.storage.influx_probe import auth_headers, probe_influx
 from lastwatt.storage.points import LineEncoder
 from lastwatt.storage.spool import Spool, SpoolFull
 
@@ -81,11 +83,7 @@ class V1Transport:
         self._base = url.rstrip("/")
         self._write_url = f"{self._base}/write?{urlencode(params)}"
         self._database = cfg.database
-        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if token and ":" in token:
-            self._headers |= urllib3.make_headers(basic_auth=token)
-        elif token:
-            self._headers["Authorization"] = f"Token {token}"
+        self._headers = {"Content-Type": "text/plain; charset=utf-8"} | auth_headers(token, "v1")
 
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
         try:
@@ -330,15 +328,44 @@ class InfluxRecorder:
             self._on_error(err, n)
 
 
+def _target(cfg: InfluxConfig) -> InfluxConfig:
+    """org / bucket from the environment variables named by ``org_env`` / ``bucket_env``."""
+    given = {}
+    for key in ("org", "bucket"):
+        var = getattr(cfg, f"{key}_env")
+        if var is not None:
+            value = os.environ.get(var, "")
+            if not value:
+                raise ConfigError(f"influx.{key}_env", f"${var} is not set",
+                                  f"export {var} or remove influx.{key}_env")
+            given[key] = value
+    return cfg.model_copy(update=given) if given else cfg
+
+
 def make_influx_recorder(url: str, cfg: InfluxConfig,
-                         on_error: Callable[[Exception, int], None] | None = None
-                         ) -> InfluxRecorder:
-    """The recorder behind ``lastwatt run --influx URL``: v1 or v2 after ``cfg.api``."""
-    parts = urlsplit(url)
+                         on_error: Callable[[Exception, int], None] | None = None,
+                         probe: bool = True) -> InfluxRecorder:
+    """The recorder behind ``lastwatt run --influx URL``: v1 or v2 after ``cfg.api``.
+
+    With ``probe`` a server that refuses the configured token, API, bucket or database is a
+    ConfigError now, before a round runs or a point is spooled (influx_probe)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as err:
+        raise ConfigError("--influx", f"not a URL: {err}", "e.g. --influx http://localhost:8086"
+                          ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("--influx", f"not an http(s) URL: {url!r}",
                           "e.g. --influx http://localhost:8086")
+    if parts.username or parts.password:
+        raise ConfigError("--influx", "credentials in the URL are refused (the command line is "
+                          "visible to every user)", "put the token in influx.token_file or "
+                          "$INFLUX_TOKEN and give the URL without user:password@")
+    cfg = _target(cfg)
     token = read_secret(cfg.token_file, cfg.token_env, "influx.token_file")
+    if probe:
+        probe_influx(url, cfg, token)
     transport: Transport = (V1Transport if cfg.api == "v1" else V2Transport)(url, cfg, token)
     target = cfg.database if cfg.api == "v1" else f"{cfg.org}/{cfg.bucket}"
     key = hashlib.sha256(f"{cfg.api} {url.rstrip('/')} {target}".encode()).hexdigest()[:16]
