@@ -29,6 +29,7 @@ class Connection(Protocol):
     """One MQTT connection; received messages go to ``inbound`` (the owner's worker queue)."""
 
     inbound: Any
+    denied: Any  # Counter of publishes the broker refused, by PUBACK reason
 
     def start(self) -> Any: ...
 

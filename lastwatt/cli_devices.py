@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +20,7 @@ from lastwatt.config.mqtt import parse_broker_url
 from lastwatt.errors import InputError
 
 STATS_EVERY_S = 10.0
+SETTLE_S = 1.0
 
 
 def devices(
@@ -62,7 +65,25 @@ def devices(
     fleet = Fleet(mqtt, fleet_devices(cfg, dialect, count), fleet_options(cfg, **overrides),
                   cfg.mqtt).start()
     log = logging.getLogger("lastwatt.devices")
-    log.warning("%d simulated devices up on %s", len(fleet.firmware), mqtt)
-    serve_until_signalled(
-        lambda: f"counts {dict(fleet.counts)} rejected {dict(fleet.rejected)}", fleet.stop,
-        log, STATS_EVERY_S)
+    time.sleep(SETTLE_S)  # the devices' first (QoS 1) publishes are acknowledged or refused
+    if denied := fleet.denied():
+        log.error("%d simulated devices on %s, but the broker DENIED %d publishes (%s): check "
+                  "this account's ACL", len(fleet.firmware), mqtt, sum(denied.values()),
+                  ", ".join(denied))
+    else:
+        log.warning("%d simulated devices up on %s", len(fleet.firmware), mqtt)
+
+    def counters() -> str:
+        denied = fleet.denied()
+        if denied:
+            log.error("broker denied publishes so far: %s", dict(denied))
+        return f"counts {dict(fleet.counts)} rejected {dict(fleet.rejected)}"
+
+    def stop() -> None:
+        # what each simulated load really drew, in simulated Wh (devices live in wall time)
+        scale = cfg.time.speed if cfg.time.realtime else 1.0
+        energy = {d: wh * scale for d, wh in fleet.true_energy_wh().items()}
+        fleet.stop()
+        log.info("energy drawn (Wh): %s", json.dumps(energy, sort_keys=True))
+
+    serve_until_signalled(counters, stop, log, STATS_EVERY_S)

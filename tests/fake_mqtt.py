@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -100,6 +101,7 @@ class FakeClient:
     inbound: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     connected: bool = False
     connects: int = 0
+    denied: Counter = field(default_factory=Counter)  # the fake broker refuses nothing
 
     def start(self) -> FakeClient:
         self.connected = True

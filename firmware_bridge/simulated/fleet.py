@@ -163,6 +163,13 @@ class Fleet:
 
     # --- in-process API (tests, benchmarks, the CLI) ------------------------------------
 
+    def denied(self) -> Tally[str]:
+        """Publishes the broker refused (PUBACK reason codes), over all connections."""
+        total: Tally[str] = Tally()
+        for c in self.clients:
+            total.update(c.denied)
+        return total
+
     def true_energy_wh(self) -> dict[str, float]:
         """Energy each device really drew so far (integrated now, across counter resets)."""
         def read() -> dict[str, float]:

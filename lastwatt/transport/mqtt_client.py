@@ -15,6 +15,7 @@ import queue
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -73,6 +74,9 @@ class MqttClient:
         self.last_connect_monotonic_s = 0.0
         self._on_connect_hook = on_connect
         self._last_refusal: str | None = None
+        # QoS > 0 publishes the broker refused (MQTT 5 PUBACK reason, e.g. "Not authorized":
+        # an ACL denial, which mosquitto otherwise only logs on its side), per reason
+        self.denied: Counter[str] = Counter()
         self._client = self._make_client(will)
 
     # --- setup ---------------------------------------------------------------------------
@@ -102,6 +106,7 @@ class MqttClient:
         c.on_disconnect = self._handle_disconnect
         c.on_message = self._handle_message
         c.on_subscribe = self._handle_subscribe
+        c.on_publish = self._handle_publish
         c.on_socket_open = no_delay
         return c
 
@@ -204,6 +209,12 @@ class MqttClient:
         if refused:  # e.g. an ACL: the broker says no per topic filter, the connection lives
             log.warning("%s: subscription refused: %s", self.client_id, ", ".join(refused))
         self.subscribed.set()
+
+    def _handle_publish(self, client, userdata, mid, reason: ReasonCode, properties) -> None:
+        if reason.is_failure:
+            if not self.denied:
+                log.error("%s: broker refused a publish: %s", self.client_id, reason)
+            self.denied[str(reason)] += 1
 
     def _handle_message(self, client, userdata, msg: paho.MQTTMessage) -> None:
         # mosquitto refuses non-UTF-8 topics, but a broker that does not must not stop us
