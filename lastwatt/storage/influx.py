@@ -308,6 +308,7 @@ class InfluxRecorder:
             self._spool.pop(batch_id)
             self.stats["in_spool"] = self._spool.points
         self._flush_delay_s = self.cfg.retry_interval_ms / 1000
+        self._spool.shrink()
         log.info("influx: spool flushed")
         return True
 
