@@ -157,3 +157,45 @@ def test_gen_env_never_replaces_an_existing_env_file(tmp_path):
     assert done.returncode == 2 and done.stderr.startswith("error: ")
     assert len(done.stderr.strip().splitlines()) == 1
     assert (tmp_path / ".env").read_text() == "MQTT_CONTROLLER_PASSWORD=in-use\n"
+
+
+def test_each_influx_token_goes_only_to_its_one_consumer():
+    services = _compose()["services"]
+    # the operator token stays with InfluxDB (setup and create-tokens.sh)
+    holders = [n for n, s in services.items() if "${INFLUX_TOKEN" in str(s.get("environment"))]
+    assert holders == ["influxdb"]
+    influx_mounts = services["influxdb"]["volumes"]
+    assert "influx-token-controller:/tokens/controller" in influx_mounts
+    assert "influx-token-grafana:/tokens/grafana" in influx_mounts
+    assert "influx-token-controller:/influx-token:ro" in services["controller"]["volumes"]
+    assert "influx-token-grafana:/influx-token:ro" in services["grafana"]["volumes"]
+    for name, svc in services.items():  # nobody else sees either token
+        for vol in svc.get("volumes", []):
+            if vol.startswith("influx-token-"):
+                assert name in ("influxdb", vol.split("-")[2].split(":")[0]), (name, vol)
+    village = tomllib.loads((ROOT / "deploy/compose/village.toml").read_text())["influx"]
+    assert village["token_file"] == "/influx-token/token"
+    datasource = (ROOT / "grafana/provisioning/datasources/lastwatt.yaml").read_text()
+    assert "$__file{/influx-token/token}" in datasource and "INFLUX_TOKEN" not in datasource
+    script = (ROOT / "deploy/influxdb/create-tokens.sh").read_text()
+    assert "--write-bucket" in script and "--read-bucket" in script
+
+
+@pytest.mark.parametrize("script, shell", [
+    ("deploy/influxdb/create-tokens.sh", "bash"), ("deploy/mosquitto/make-passwd.sh", "sh"),
+    ("deploy/mosquitto/healthcheck.sh", "sh"), ("scripts/gen-env.sh", "sh"),
+])
+def test_init_and_health_scripts_parse_and_keep_passwords_off_argv(script, shell):
+    # InfluxDB 2.x cannot run here: create-tokens.sh is only syntax-checked
+    assert subprocess.run([shell, "-n", str(ROOT / script)], capture_output=True).returncode == 0
+    text = (ROOT / script).read_text()
+    assert not re.search(r"mosquitto_passwd\s+[^\n]*-b\b|\s-P\s+\"?\$|--password", text), script
+
+
+def test_org_and_bucket_come_from_env_only():
+    village = tomllib.loads((ROOT / "deploy/compose/village.toml").read_text())["influx"]
+    assert "org" not in village and "bucket" not in village
+    assert (village["org_env"], village["bucket_env"]) == ("INFLUX_ORG", "INFLUX_BUCKET")
+    env = _compose()["services"]["controller"]["environment"]
+    assert env["INFLUX_ORG"].startswith("${INFLUX_ORG") and env["INFLUX_BUCKET"].startswith(
+        "${INFLUX_BUCKET")

@@ -94,3 +94,29 @@ def test_device_reads_only_its_own_setpoint(secured, tmp_path) -> None:
     finally:
         d1.stop()
         ctl.transport.close()
+
+
+def test_a_device_account_cannot_take_the_controllers_session(secured, tmp_path) -> None:
+    # use_username_as_clientid: the broker renames the intruder's session to its account
+    url = url_of(secured)
+    ctl = MqttClient(url, _cfg(tmp_path, "controller"), "lastwatt-village-controller").start()
+    intruder = MqttClient(url, _cfg(tmp_path, "d1"), "lastwatt-village-controller").start()
+    try:
+        time.sleep(0.5)
+        assert ctl.connected.is_set() and ctl.connects == 1  # never kicked off
+        assert intruder.connected.is_set()
+    finally:
+        intruder.stop()
+        ctl.stop()
+
+
+def test_a_native_device_account_cannot_write_the_bridges_rpc_reply_topic(secured, tmp_path):
+    # the denial comes back as the PUBACK's MQTT 5 reason code (what the fleet reports)
+    d1 = MqttClient(url_of(secured), _cfg(tmp_path, "d1"), "d1").start()
+    try:
+        info = d1.publish("lastwatt-bridge-village/rpc", b'{"id":1,"src":"x","result":{}}', 1)
+        info.wait_for_publish(5)
+        time.sleep(0.3)
+        assert d1.denied == {"Not authorized": 1}
+    finally:
+        d1.stop()
