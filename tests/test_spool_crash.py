@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from lastwatt.config.influx import InfluxConfig
 from lastwatt.storage.influx import make_influx_recorder
-from lastwatt.storage.influx_config import InfluxConfig
 from tests.servers import influxd_server, wait_for
 from tests.storage_data import expected_points, make_meta, make_rounds
 from tests.test_storage_influx import count_points
@@ -27,7 +27,7 @@ FLUSHER = textwrap.dedent("""
     import sys
     from pathlib import Path
     from lastwatt.storage.influx import make_influx_recorder
-    from lastwatt.storage.influx_config import InfluxConfig
+    from lastwatt.config.influx import InfluxConfig
     from tests.storage_data import make_meta
     cfg = InfluxConfig(api="v1", database="spoolkill", spool_dir=Path(sys.argv[2]),
                        batch_size=50, max_retries=0, close_timeout_s=120)
