@@ -45,7 +45,8 @@ def test_the_four_dashboards_exist_and_parse():
 def test_dashboards_reference_only_the_provisioned_influxql_datasource():
     ds = _datasource()
     assert ds["type"] == "influxdb" and ds["jsonData"]["version"] == "InfluxQL"
-    assert ds["secureJsonData"]["httpHeaderValue1"] == "Token ${INFLUX_TOKEN}"
+    # the read-only token from its file (deploy/influxdb/create-tokens.sh), not the operator's
+    assert ds["secureJsonData"]["httpHeaderValue1"] == "Token $__file{/influx-token/token}"
     for path in DASHBOARDS:
         dash = json.loads(path.read_text())
         refs = [p["datasource"] for p in dash["panels"]]
