@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -65,7 +66,17 @@ def devices(
     fleet = Fleet(mqtt, fleet_devices(cfg, dialect, count), fleet_options(cfg, **overrides),
                   cfg.mqtt).start()
     log = logging.getLogger("lastwatt.devices")
-    time.sleep(SETTLE_S)  # the devices' first (QoS 1) publishes are acknowledged or refused
+
+    def stop() -> None:
+        # what each simulated load really drew, in simulated Wh (devices live in wall time)
+        scale = cfg.time.speed if cfg.time.realtime else 1.0
+        energy = {d: wh * scale for d, wh in fleet.true_energy_wh().items()}
+        fleet.stop()
+        log.info("energy drawn (Wh): %s", json.dumps(energy, sort_keys=True))
+
+    if _settled_or_signalled():
+        stop()
+        return
     if denied := fleet.denied():
         log.error("%d simulated devices on %s, but the broker DENIED %d publishes (%s): check "
                   "this account's ACL", len(fleet.firmware), mqtt, sum(denied.values()),
@@ -79,11 +90,17 @@ def devices(
             log.error("broker denied publishes so far: %s", dict(denied))
         return f"counts {dict(fleet.counts)} rejected {dict(fleet.rejected)}"
 
-    def stop() -> None:
-        # what each simulated load really drew, in simulated Wh (devices live in wall time)
-        scale = cfg.time.speed if cfg.time.realtime else 1.0
-        energy = {d: wh * scale for d, wh in fleet.true_energy_wh().items()}
-        fleet.stop()
-        log.info("energy drawn (Wh): %s", json.dumps(energy, sort_keys=True))
-
     serve_until_signalled(counters, stop, log, STATS_EVERY_S)
+
+
+def _settled_or_signalled() -> bool:
+    """Give the devices' first (QoS 1) publishes SETTLE_S to be acknowledged or refused;
+    True when SIGINT / SIGTERM came meanwhile (then the fleet stops at once)."""
+    got = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: got.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return got.wait(SETTLE_S)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -121,3 +121,27 @@ def test_a_native_device_account_cannot_write_the_bridges_rpc_reply_topic(secure
         assert d1.denied == {"Not authorized": 1}
     finally:
         d1.stop()
+
+
+def test_the_fleet_reports_denied_publishes_instead_of_saying_up(secured, tmp_path) -> None:
+    import os
+    import signal
+    import sys
+    env = os.environ | {"LASTWATT_MQTT_USERNAME": "d1", "LASTWATT_MQTT_PASSWORD": USERS["d1"]}
+    # account d1 may publish only d1's topics: the fleet's sim-0000x publishes are refused
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from lastwatt.cli import main; main()", "devices", "--mqtt",
+         url_of(secured), "--count", "2", "--connections", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "DENIED" in line or "devices up" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert "DENIED" in lines[-1] and "Not authorized" in lines[-1], lines
+    assert not any("devices up" in line for line in lines)
