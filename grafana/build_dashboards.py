@@ -101,7 +101,9 @@ DASHBOARDS = {
         Panel("Result vs oracle and baselines", "rounds",
               'mean("total_result") AS "staked", mean("oracle_result") AS "oracle", '
               'mean("equal_result") AS "equal split", mean("random_result") AS "random I", '
-              'mean("proportional_result") AS "proportional"'),
+              'mean("reweighted_selection_result") AS "reweighted selection", '
+              'mean("self_proportional_result") AS "self-proportional", '
+              'mean("ucb_result") AS "UCB"'),
         Panel("Selected set", "businesses", 'max("selected") AS "selected"',
               kind="state-timeline", by="business", thresholds=[(None, "transparent"),
                                                                 (1.0, "green")]),

@@ -27,14 +27,17 @@ MAX_BUSINESS_ROWS = 40  # raster / legend beyond this gets unreadable: show the 
 DPI = 110
 ALLOCATIONS = {  # label -> rounds column
     "LastWatt": "total_result",
-    "proportional": "proportional_result",
+    "reweighted selection": "reweighted_selection_result",
+    "self-proportional": "self_proportional_result",
+    "UCB": "ucb_result",
     "random I": "random_result",
     "equal split": "equal_result",
 }
 REQUIRED = {
     "rounds": ("ts", "production_wh", "community_wh", "household_wh", "reserve_wh",
                "planned_wh", "unserved_community_wh", "unserved_household_wh", "total_result",
-               "oracle_result", "equal_result", "random_result", "proportional_result"),
+               "oracle_result", "equal_result", "random_result",
+               "reweighted_selection_result", "self_proportional_result", "ucb_result"),
     "businesses": ("round", "ts", "business", "stake_tokens", "selected", "performance"),
     "policies": ("round", "ts", "policy", "stakers", "wealth_tokens"),
 }
@@ -247,7 +250,8 @@ def efficiency(run: RunTables, path: Path) -> Path:
     total_oracle = float(run.rounds["oracle_result"].sum())
     fig = Figure(figsize=(11, 5))
     ax = fig.subplots()
-    styles = {"LastWatt": ("#c44e52", 2.0), "proportional": ("#8172b2", 1.0),
+    styles = {"LastWatt": ("#c44e52", 2.0), "reweighted selection": ("#8172b2", 1.0),
+              "self-proportional": ("#937860", 1.0), "UCB": ("#da8bc3", 1.0),
               "random I": ("#55a868", 1.0), "equal split": ("#4c72b0", 1.0)}
     for label, col in ALLOCATIONS.items():
         whole = run.rounds[col].sum() / total_oracle if total_oracle > 0 else float("nan")

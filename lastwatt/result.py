@@ -27,7 +27,10 @@ ROUND_FIELDS: tuple[str, ...] = (
     "oracle_result",
     "equal_result",
     "random_result",
-    "proportional_result",
+    "reweighted_selection_result",
+    "self_proportional_result",
+    "ucb_result",
+    "quality_oracle_result",  # knows q_i, feeds at most I: the realistic ceiling
     "efficiency",  # total_result / oracle_result (NaN when the oracle is 0)
     "participation",  # share of stakers not abstaining
     "token_supply",

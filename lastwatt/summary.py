@@ -12,7 +12,10 @@ RESULT_COLUMNS = {
     "oracle": "oracle_result",
     "equal_split": "equal_result",
     "random_i": "random_result",
-    "proportional": "proportional_result",
+    "quality_oracle": "quality_oracle_result",
+    "reweighted_selection": "reweighted_selection_result",
+    "self_proportional": "self_proportional_result",
+    "ucb": "ucb_result",
 }
 
 
@@ -34,6 +37,11 @@ def summarise(rounds: pd.DataFrame, stakers: pd.DataFrame) -> dict[str, Any]:
         "result": {k: round(v, 1) for k, v in results.items()},
         "efficiency": {
             k: (round(v / oracle, 4) if oracle > 0 else None) for k, v in results.items()
+        },
+        # against the realistic ceiling (knows q_i, feeds at most I); can exceed 1 by luck
+        "efficiency_vs_quality_oracle": {
+            k: (round(v / results["quality_oracle"], 4) if results["quality_oracle"] > 0
+                else None) for k, v in results.items()
         },
         "participation_mean": round(float(rounds["participation"].mean()), 4),
         "turnover_last_quarter": round(float(tail["turnover"].mean()), 4) if len(tail) else None,

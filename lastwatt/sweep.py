@@ -31,7 +31,8 @@ from lastwatt.summary import RESULT_COLUMNS, efficiency_interval
 
 # Summarised per grid point; gain_* are paired differences (LastWatt minus a baseline, same seed).
 KEY_METRICS = (
-    "eff_lastwatt", "eff_equal_split", "eff_random_i", "eff_proportional",
+    "eff_lastwatt", "eff_equal_split", "eff_random_i", "eff_reweighted_selection",
+    "eff_self_proportional", "eff_ucb", "eff_quality_oracle", "effq_lastwatt",
     "gain_vs_random_i", "gain_vs_equal_split", "turnover_last_quarter", "top_quality_share",
     "participation_mean", "stake_gini_final",
 )
@@ -111,6 +112,8 @@ def summary_row(run_cfg: Config, point: dict[str, Any], out: RunOutput) -> dict[
     eff = {k: (np.nan if v is None else v) for k, v in s["efficiency"].items()}
     row: dict[str, Any] = {**point, "seed": run_cfg.seed}
     row.update({f"eff_{k}": eff[k] for k in RESULT_COLUMNS})
+    q_eff = s["efficiency_vs_quality_oracle"]["lastwatt"]
+    row["effq_lastwatt"] = np.nan if q_eff is None else q_eff
     row["gain_vs_random_i"] = eff["lastwatt"] - eff["random_i"]
     row["gain_vs_equal_split"] = eff["lastwatt"] - eff["equal_split"]
     row.update({f"result_{k}": v for k, v in s["result"].items()})

@@ -30,7 +30,7 @@ from lastwatt.summary import efficiency_interval
 from lastwatt.sweep import map_runs, summary_row
 
 ALLOCATIONS = {"LastWatt": "lastwatt", "equal split": "equal_split", "random I": "random_i",
-               "proportional": "proportional"}
+               "reweighted selection": "reweighted_selection"}
 DEFAULT = "default mix (softmax 60 %, herding 30 %, loyal 10 %)"
 VARIANTS: dict[str, dict[str, Any]] = {
     DEFAULT: {},
@@ -65,11 +65,11 @@ def run_with_series(cfg: Config, point: dict[str, Any], seed: int) -> tuple[dict
         "oracle": rounds["oracle_result"],
         **{name: rounds[f"{col}_result"] for name, col in
            (("lastwatt", "total"), ("equal_split", "equal"), ("random_i", "random"),
-            ("proportional", "proportional"))},
+            ("reweighted_selection", "reweighted_selection"))},
         "top_share": rounds["round"].map(top).where(lit),
         "turnover": rounds["turnover"].where(lit),
     }).groupby("day").agg({"oracle": "sum", "lastwatt": "sum", "equal_split": "sum",
-                           "random_i": "sum", "proportional": "sum", "top_share": "mean",
+                           "random_i": "sum", "reweighted_selection": "sum", "top_share": "mean",
                            "turnover": "mean"})
     return summary_row(run_cfg, point, out), series
 
@@ -103,11 +103,11 @@ def draw(series: list[pd.DataFrame], variant_series: dict[str, list[pd.DataFrame
     fig = Figure(figsize=(13, 10))
     ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True)
     days = series[0].index.to_numpy()
-    colors = {"LastWatt": "#c44e52", "proportional": "#8172b2", "random I": "#55a868",
+    colors = {"LastWatt": "#c44e52", "reweighted selection": "#8172b2", "random I": "#55a868",
               "equal split": "#4c72b0"}
     for label, col in ALLOCATIONS.items():
         _band(ax1, days, np.vstack([_efficiency(s, col) for s in series]), label,
-              colors[label], ls="--" if label == "proportional" else "-")
+              colors[label], ls="--" if label == "reweighted selection" else "-")
     ax1.set_ylabel("daily R / oracle R")
     ax1.set_title(f"Default village, {len(series)} seeds: mean and 10–90 % band across seeds")
     _band(ax2, days, np.vstack([s["top_share"].to_numpy() for s in series]),
@@ -170,7 +170,7 @@ def _verdict(values: pd.Series) -> str:
 def conclusion(main: pd.DataFrame, series: list[pd.DataFrame], variants: pd.DataFrame) -> str:
     out = []
     for base, label in (("random_i", "random I"), ("equal_split", "equal split"),
-                        ("proportional", "proportional-to-last-output")):
+                        ("reweighted_selection", "reweighted selection")):
         gain = main["eff_lastwatt"] - main[f"eff_{base}"]
         out.append(f"- LastWatt **{_verdict(gain)}** {label}: {_pp(gain)} of the oracle's "
                    "result (paired over seeds).")
@@ -198,9 +198,9 @@ def conclusion(main: pd.DataFrame, series: list[pd.DataFrame], variants: pd.Data
 def reading(main: pd.DataFrame, first: np.ndarray, variants: pd.DataFrame) -> list[str]:
     """Interpretation, each sentence tied to a threshold on the numbers it explains."""
     out = ["", "**Reading.**"]
-    prop_gain = float((main["eff_lastwatt"] - main["eff_proportional"]).mean())
+    prop_gain = float((main["eff_lastwatt"] - main["eff_reweighted_selection"]).mean())
     if abs(prop_gain) < 0.02:
-        out.append(f"- LastWatt is within 2 pp of the proportional baseline ({prop_gain:+.1%}), "
+        out.append(f"- LastWatt is within 2 pp of reweighted selection ({prop_gain:+.1%}), "
                    "which uses no stake at all: here the staking layer mostly reproduces what "
                    "re-sharing by last round's published output achieves.")
     if np.nanmean(first) >= 0.9 * np.nanmean(main["top_quality_share"]):

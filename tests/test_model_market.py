@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError
+from lastwatt.model.baselines import equal_allocation, last_output_allocation
 from lastwatt.model.market import Market
 from lastwatt.result import POLICY_FIELDS, ROUND_FIELDS, STAKER_FIELDS
 from lastwatt.rng import streams
@@ -193,3 +194,28 @@ def test_supply_moves_only_by_rewards_slashes_and_inflation_and_stakes_stay_vali
         supply = s["token_supply"]
         assert (market.stakers_table()["stake_tokens"] >= 0).all()
         assert np.all(out.slashed_tokens >= 0) and np.all(out.reward_tokens >= 0)
+
+
+def test_self_proportional_starts_equal_then_follows_its_own_last_output_not_the_stakers():
+    market = Market(small_config(), streams(4))
+    (p0, o0), (_, o1) = run(market, [20_000.0, 30_000.0])
+    cap = p0.cap_wh
+    assert o0.scalars["self_proportional_result"] == pytest.approx(o0.scalars["equal_result"])
+    own0 = equal_allocation(20_000.0, cap) * o0.performance  # its own round-0 output
+    expected = last_output_allocation(30_000.0, cap, own0) @ o1.performance
+    assert o1.scalars["self_proportional_result"] == pytest.approx(expected)
+    borrowed = last_output_allocation(30_000.0, cap, o0.result) @ o1.performance
+    assert o1.scalars["reweighted_selection_result"] == pytest.approx(borrowed)
+    assert expected != pytest.approx(borrowed)
+
+
+def test_quality_oracle_is_the_best_i_by_true_quality_on_this_rounds_draw():
+    market = Market(small_config(), streams(4))
+    plan, out = run(market, [30_000.0])[0]
+    best = np.argsort(QUALITIES)[::-1][:2]  # I = 2: q 9 and 6
+    energy = np.zeros(6)
+    left = 30_000.0
+    for i in best:
+        energy[i] = min(plan.cap_wh[i], left)
+        left -= energy[i]
+    assert out.scalars["quality_oracle_result"] == pytest.approx(energy @ out.performance)

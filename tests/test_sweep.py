@@ -89,7 +89,7 @@ def test_local_sweep_has_one_row_per_run_with_common_seeds(local_sweep):
     assert list(runs["mechanism.slash_fraction"]) == [0.0, 0.0, 0.2, 0.2]
     assert list(runs["seed"]) == [TINY.seed, TINY.seed + 1] * 2
     assert (runs["rounds_completed"] == 48).all()
-    for col in ("eff_lastwatt", "eff_random_i", "eff_equal_split", "eff_proportional"):
+    for col in ("eff_lastwatt", "eff_random_i", "eff_equal_split", "eff_reweighted_selection"):
         assert runs[col].between(-1.0001, 1.0001).all(), col
 
 

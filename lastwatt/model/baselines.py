@@ -2,8 +2,11 @@
 
 - equal: every available business gets an equal share (capped, water-filled);
 - random: I businesses drawn uniformly from the available ones, equal shares (capped, water-filled);
-- proportional: shares proportional to each business's positive published result of the last
-  settled round; an equal split over all available businesses when there is none.
+- last output (:func:`last_output_allocation`): shares proportional to each business's positive
+  result of the last settled round; an equal split over all available businesses when there is
+  none. Fed the mechanism's *published* results it is ``reweighted_selection`` (it re-weights
+  the stakers' own selected set, so it borrows their selection); fed its *own* last results,
+  starting from an equal split, it is ``self_proportional``, a genuinely stake-free rule.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def random_allocation(
     return water_fill(pool_wh, weight, cap_wh)[0]
 
 
-def proportional_allocation(
+def last_output_allocation(
     pool_wh: float,
     cap_wh: np.ndarray,
     last_result: np.ndarray,

@@ -21,7 +21,8 @@ from lastwatt.config import Config
 from lastwatt.errors import ConfigError, InputError
 from lastwatt.model import agents, parallel
 from lastwatt.model.allocation import water_fill
-from lastwatt.model.baselines import equal_allocation, proportional_allocation, random_allocation
+from lastwatt.model.bandit import UcbAllocator
+from lastwatt.model.baselines import equal_allocation, last_output_allocation, random_allocation
 from lastwatt.model.beliefs import PublicBeliefs
 from lastwatt.model.decisions import Decisions
 from lastwatt.model.metrics import BlockSums, gini, turnover
@@ -33,7 +34,10 @@ from lastwatt.model.stakes import Bonds, bonded_stake_per_business, gains_and_lo
 from lastwatt.rng import Streams
 
 CACHED_POLICIES = ("softmax", "greedy", "epsilon_greedy")  # read their beliefs every round
-BASELINES = ("oracle_result", "equal_result", "random_result", "proportional_result")
+BASELINES = (
+    "oracle_result", "quality_oracle_result", "equal_result", "random_result",
+    "reweighted_selection_result", "self_proportional_result", "ucb_result",
+)
 # what a round without a business pool reports: nothing allocated, paid, burned or minted
 IDLE_FIGURES = dict.fromkeys((*BASELINES, "rewards_tokens", "slashed_tokens", "minted_tokens"), 0.0)
 
@@ -135,6 +139,8 @@ class Market:
             else None
         )
         self._last_result = np.zeros(biz.count)  # published R of the last settled round
+        self._self_last_result = np.zeros(biz.count)  # self_proportional's own last R
+        self._ucb = UcbAllocator(biz.count, biz.active_set, biz.performance_sd)
         self._previous_selected: list[int] | None = None
         self._plan: Plan | None = None
         # per-round buffers and caches: plan() fills them, the following settle() reads them
@@ -356,17 +362,23 @@ class Market:
         active = biz_cfg.active_set if self._mech.oracle_respects_active_set else None
         allocations = (
             oracle_allocation(pool, cap_wh, performance, avail, active),
+            # the realistic ceiling: knows q_i (not this round's p_i), feeds at most I
+            oracle_allocation(pool, cap_wh, self.quality, avail, biz_cfg.active_set),
             equal_allocation(pool, cap_wh, avail),
             random_allocation(pool, cap_wh, biz_cfg.active_set, self._streams.baselines, avail),
-            proportional_allocation(pool, cap_wh, self._last_result, avail),
+            last_output_allocation(pool, cap_wh, self._last_result, avail),
+            own := last_output_allocation(pool, cap_wh, self._self_last_result, avail),
+            ucb := self._ucb.allocate(pool, cap_wh, avail),
         )
         figures = dict(zip(BASELINES, [float(e @ performance) for e in allocations], strict=True))
+        self._self_last_result = own * performance
+        self._ucb.observe(ucb, performance)
         policy_gain, policy_loss = self._block_sums(gain), self._block_sums(loss)
         figures["rewards_tokens"] = float(biz.reward_tokens.sum())
         figures["slashed_tokens"] = float(policy_loss.sum())
         figures["minted_tokens"] = float(biz.minted_tokens.sum())
 
-        # publish: beliefs and the proportional baseline learn from this round
+        # publish: beliefs and the reweighted_selection baseline learn from this round
         observed = (plan.selected & (metered > 0)).nonzero()[0]
         self._beliefs.observe(observed, performance[observed])
         self._consideration.refresh(self._beliefs, observed)
