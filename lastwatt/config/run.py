@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from lastwatt.config.base import Section, read_toml, validate
 from lastwatt.config.influx import InfluxConfig
+from lastwatt.config.learning import EwaConfig, QLearningConfig
 from lastwatt.config.mqtt import MqttConfig
 from lastwatt.config.site import ContainerConfig, DemandConfig, WeatherConfig
 from lastwatt.errors import ConfigError
@@ -40,7 +41,9 @@ class TimeConfig(Section):
         return self
 
 
-PolicyName = Literal["greedy", "epsilon_greedy", "softmax", "herding", "loyal", "random"]
+PolicyName = Literal[
+    "greedy", "epsilon_greedy", "softmax", "herding", "loyal", "random", "ewa", "q_learning"
+]
 DEFAULT_POLICIES: dict[PolicyName, float] = {"softmax": 0.6, "herding": 0.3, "loyal": 0.1}
 
 
@@ -53,6 +56,12 @@ class PopulationConfig(Section):
         description="population mix: policy -> share (shares sum to 1)",
     )
     abstain_probability: float = Field(0.05, ge=0, le=1)
+    abstain_by_policy: dict[PolicyName, float] = Field(
+        default_factory=dict,
+        description="policy -> abstain probability, replacing abstain_probability for it",
+    )
+    ewa: EwaConfig = EwaConfig()
+    q_learning: QLearningConfig = QLearningConfig()
     rating_noise_sd: float = Field(4.0, ge=0, description="personal noise on the true quality")
     epsilon: float = Field(0.1, ge=0, le=1, description="epsilon_greedy exploration rate")
     temperature: float = Field(1.0, gt=0, description="softmax temperature (quality points)")
@@ -67,6 +76,15 @@ class PopulationConfig(Section):
         total = sum(self.policies.values())
         if not self.policies or abs(total - 1.0) > 1e-6 or min(self.policies.values()) < 0:
             raise ValueError(f"policy shares must be >= 0 and sum to 1, they sum to {total:g}")
+        bad = {k: v for k, v in self.abstain_by_policy.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"abstain_by_policy values must lie in [0, 1], got {bad}")
+        learners = [n for n in ("ewa", "q_learning") if self.policies.get(n, 0) > 0]
+        if learners and self.max_businesses_per_staker > 1:
+            raise ValueError(
+                f"{', '.join(learners)} bond one business each: "
+                "set max_businesses_per_staker = 1 or drop them from the mix"
+            )
         if 0 < self.consideration_set < self.max_businesses_per_staker:
             raise ValueError(
                 f"consideration_set={self.consideration_set} is smaller than "

@@ -12,6 +12,7 @@ import numpy as np
 
 from lastwatt.config import PopulationConfig
 from lastwatt.model import agents, parallel
+from lastwatt.model.learning import Learner
 from lastwatt.model.stakes import Bonds
 
 CHUNK_STAKERS = 32_768
@@ -51,6 +52,15 @@ class Decisions:
         self._cumulative_other = np.empty_like(self._cumulative) if self._threads else None
         self.herd_target: np.ndarray | None = None  # k businesses with most stake last round
         self._loyal_pending = True  # some loyal staker has never bonded yet
+        # payoff-driven policies keep (c, S_block) state (lastwatt.model.learning)
+        self._learners = {
+            name: (block, Learner(name, getattr(pop, name), self._width, block.stop - block.start))
+            for name, block in blocks if name in ("ewa", "q_learning")
+        }
+        n_stakers = blocks[-1][1].stop if blocks else 0
+        strategic = any(lr.params.abstain_when_negative for _, lr in self._learners.values())
+        # (S,) who abstains because every bond looks like a loss; None: no such policy
+        self.strategic: np.ndarray | None = np.zeros(n_stakers, bool) if strategic else None
 
     def follow(self, selected_idx: np.ndarray) -> None:
         """Remember the active set for the herders (only once it has k businesses)."""
@@ -73,6 +83,13 @@ class Decisions:
             if name == "herding" and self.herd_target is not None:
                 wish[:, block] = self.herd_target[:, None]
                 continue
+            if name in self._learners:
+                learner = self._learners[name][1]
+                rows, abstain = learner.choose(consider.values(block), pop.temperature, rng)
+                wish[:, block] = consider.to_business(block, rows[None, :])
+                if abstain is not None:
+                    self.strategic[block] = abstain
+                continue
             if name == "softmax" and k == 1:
                 self._softmax_one(block, rng, wish)
                 continue
@@ -87,6 +104,12 @@ class Decisions:
                     rows = agents.greedy(consider.values(part), k)
                 wish[:, part] = consider.to_business(part, rows)
         return wish
+
+    def learn(self, payoff_per_token: np.ndarray, bonded: np.ndarray) -> None:
+        """After a settled round: the learners see each candidate's per-token payoff (N,)."""
+        for block, learner in self._learners.values():
+            payoff = payoff_per_token[self._consider.business[:, block]]
+            learner.learn(payoff, bonded[block])
 
     def _softmax_one(self, block: slice, rng: np.random.Generator, wish: np.ndarray) -> None:
         """Logit choice of one business per staker: one uniform each, drawn for the block."""

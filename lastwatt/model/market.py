@@ -144,7 +144,11 @@ class Market:
         self._previous_selected: list[int] | None = None
         self._plan: Plan | None = None
         # per-round buffers and caches: plan() fills them, the following settle() reads them
-        self._abstain = np.zeros(pop.households, dtype=bool)
+        self._abstain = self._no_abstain = np.zeros(pop.households, dtype=bool)  # never written
+        self._abstain_buffer = np.zeros(pop.households, dtype=bool)
+        self._abstain_threshold = self._stakers_per_policy_values(
+            [pop.abstain_by_policy.get(name, pop.abstain_probability) for name in self.policy_names]
+        )
         self._staker_stake = np.zeros(pop.households)  # 0 for abstaining / unbonding stakers
         self._sort_work = np.empty(pop.households)
         self._holdings: _Holdings | Future[_Holdings] | None = None  # a Future: being measured
@@ -155,6 +159,13 @@ class Market:
         self._idle_selection: tuple[np.ndarray, np.ndarray, bytes] | None = None
         self._cap_wh = np.zeros(biz.count)
         self._cap_round_s = math.nan
+
+    def _stakers_per_policy_values(self, values: list[float]) -> np.ndarray | float:
+        """One value per policy -> (S,) per staker; a scalar when all policies agree."""
+        if len(set(values)) <= 1:
+            return np.float32(values[0] if values else 0.0)
+        counts = [b.stop - b.start for _, b in self._blocks]
+        return np.repeat(np.array(values, dtype=np.float32), counts)
 
     def _caps(self, round_s: float) -> np.ndarray:
         if round_s != self._cap_round_s:  # the engine's round length never changes: compute once
@@ -179,17 +190,20 @@ class Market:
     def _decide_and_bond(self, rng: np.random.Generator) -> None:
         """Step 3: who abstains, what everyone else wishes, who ends up bonded."""
         bonds, n_stakers = self._bonds, self.n_stakers
-        abstain = self._abstain
-        if self._pop.abstain_probability > 0:
+        abstain, threshold = self._no_abstain, self._abstain_threshold
+        if np.max(threshold) > 0:
             uniform = rng.random(n_stakers, dtype=np.float32)
-            abstain = np.less(uniform, self._pop.abstain_probability, out=abstain)
+            abstain = np.less(uniform, threshold, out=self._abstain_buffer)
+        wish = self._decisions.decide(bonds, rng)
+        if self._decisions.strategic is not None:  # every bond looks like a loss: stay out
+            abstain = abstain | self._decisions.strategic
         if self._mech.unbonding_rounds > 0:
             unbonding = bonds.idle()
-            abstain &= ~unbonding  # an unbonding stake is idle, not abstaining
+            abstain = abstain & ~unbonding  # an unbonding stake is idle, not abstaining
             deciding = ~(abstain | unbonding)
         else:
             deciding = ~abstain
-        wish = self._decisions.decide(bonds, rng)
+        self._abstain = abstain
         self._bonded = bonds.apply(wish, deciding, self._mech.unbonding_rounds, self._threads)
         self._participation = np.count_nonzero(self._bonded) / n_stakers
         self._abstaining_per_policy = self._block_sums(abstain)
@@ -339,6 +353,7 @@ class Market:
             **self._terms,
         )
         credit, slash = biz.credit_per_token, biz.slash_per_token
+        self._decisions.learn(credit - slash, self._bonded)  # payoff per bonded token
         gain, loss = self._gain, self._loss
 
         def pay(*arrays: np.ndarray) -> None:  # per staker: pieces agree with one pass
