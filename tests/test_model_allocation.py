@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from lastwatt.model.allocation import water_fill
+from lastwatt.model.allocation import pour_surplus, water_fill
 
 
 def test_uncapped_allocation_is_pro_rata_to_stake():
@@ -53,3 +53,18 @@ def test_allocation_respects_pool_and_caps(pool, weight, cap):
     # water-filling never leaves energy unplaced while a weighted business has room
     if unplaced > 1e-6 * max(pool, 1):
         np.testing.assert_allclose(e[weight > 0], cap[weight > 0], rtol=1e-9, atol=1e-9)
+
+
+def test_surplus_goes_only_to_eligible_businesses_or_back_to_the_reserve():
+    weight = np.array([2.0, 1.0, 1.0])
+    cap = np.array([10.0, 100.0, 100.0])
+    # pro rata 50 / 25 / 25; the first caps at 10: 40 Wh of surplus
+    energy, unplaced = pour_surplus(100.0, weight, cap, np.array([False, False, True]))
+    np.testing.assert_allclose(energy, [10.0, 25.0, 65.0])
+    assert unplaced == 0.0
+    energy, unplaced = pour_surplus(100.0, weight, cap, None)
+    np.testing.assert_allclose(energy, [10.0, 25.0, 25.0])
+    assert unplaced == 40.0
+    energy, unplaced = pour_surplus(100.0, weight, np.array([10.0, 100.0, 30.0]),
+                                    np.array([True, True, True]))  # 30 caps too: water-fill
+    np.testing.assert_allclose(energy, water_fill(100.0, weight, np.array([10.0, 100.0, 30.0]))[0])

@@ -219,3 +219,21 @@ def test_quality_oracle_is_the_best_i_by_true_quality_on_this_rounds_draw():
         energy[i] = min(plan.cap_wh[i], left)
         left -= energy[i]
     assert out.scalars["quality_oracle_result"] == pytest.approx(energy @ out.performance)
+
+
+@pytest.mark.parametrize("rule", ["positive_expected", "reserve"])
+def test_surplus_rules_hold_caps_and_balance_and_reserve_keeps_what_caps_leave(rule):
+    base, other = Market(small_config(), streams(6)), Market(
+        small_config(**{"mechanism.surplus": rule}), streams(6))
+    for t, pool in enumerate([200_000.0] * 6):  # a pool the caps cannot absorb
+        a, b = base.plan(t, pool, 3600.0), other.plan(t, pool, 3600.0)
+        if t == 0:  # same bonds: the spec's rule places at least as much
+            assert b.planned_wh.sum() <= a.planned_wh.sum() + 1e-6
+        assert b.planned_wh.sum() + b.unplaced_wh == pytest.approx(pool)
+        assert (b.planned_wh <= b.cap_wh + 1e-9).all()
+        if rule == "reserve":
+            stake = b.stake_tokens * b.selected
+            share = np.minimum(pool * stake / stake.sum(), b.cap_wh)
+            np.testing.assert_allclose(b.planned_wh, share)
+        base.settle(a, a.planned_wh)
+        other.settle(b, b.planned_wh)

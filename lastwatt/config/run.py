@@ -137,6 +137,11 @@ class MechanismConfig(Section):
     slash_unavailable: bool = Field(
         False, description="also slash stakers of a business whose devices are offline"
     )
+    surplus: Literal["selected", "positive_expected", "reserve"] = Field(
+        "selected",
+        description="where energy the caps leave goes: re-shared over all selected (the "
+        "spec), only over selected with positive published mean output, or to the reserve",
+    )
     oracle_respects_active_set: bool = Field(
         False, description="limit the oracle to I businesses (default: unlimited upper bound)"
     )

@@ -64,3 +64,21 @@ def water_fill(pool_wh: float, weight: np.ndarray, cap_wh: np.ndarray) -> tuple[
         left_wh = max(left_wh - float(cap[capped].sum()), 0.0)
         open_idx = open_idx[~capped]
     return energy_wh, left_wh
+
+
+def pour_surplus(
+    pool_wh: float, weight: np.ndarray, cap_wh: np.ndarray, eligible: np.ndarray | None
+) -> tuple[np.ndarray, float]:
+    """Pro-rata shares capped once; what the caps leave is water-filled only over the
+    ``eligible`` businesses (their room left, same weights); ``None``: nobody, all of it
+    goes back (``mechanism.surplus = "reserve"``). Returns ``(energy_wh, unplaced_wh)``."""
+    weight = np.asarray(weight, dtype=float)
+    total = weight.sum()
+    if pool_wh <= 0 or total <= 0:
+        return np.zeros(weight.shape), max(float(pool_wh), 0.0)
+    energy_wh = np.minimum(pool_wh * (weight / total), cap_wh)
+    surplus_wh = max(float(pool_wh - energy_wh.sum()), 0.0)
+    if eligible is None or surplus_wh == 0:
+        return energy_wh, surplus_wh
+    extra_wh, unplaced_wh = water_fill(surplus_wh, weight * eligible, cap_wh - energy_wh)
+    return energy_wh + extra_wh, unplaced_wh

@@ -30,6 +30,11 @@ class PublicBeliefs:
         self.decay[business_idx] *= keep
         self.observations[business_idx] += 1
 
+    def published_mean(self) -> np.ndarray:
+        """EMA of each business's published performance (N,); NaN where never published."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.observations > 0, self.news / (1.0 - self.decay), np.nan)
+
     def base(self) -> np.ndarray:
         """Belief of a staker with zero personal noise, (N,)."""
         return self.decay * self.quality + self.news

@@ -20,7 +20,7 @@ import pandas as pd
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError, InputError
 from lastwatt.model import agents, parallel
-from lastwatt.model.allocation import water_fill
+from lastwatt.model.allocation import pour_surplus, water_fill
 from lastwatt.model.bandit import UcbAllocator
 from lastwatt.model.baselines import equal_allocation, last_output_allocation, random_allocation
 from lastwatt.model.beliefs import PublicBeliefs
@@ -260,7 +260,16 @@ class Market:
         unplaced_wh = pool_wh
         if pool_wh > 0 and selected_idx.size:  # water-fill the selected only, in index order
             idx = np.sort(selected_idx)
-            planned_wh[idx], unplaced_wh = water_fill(pool_wh, stake[idx], cap_wh[idx])
+            surplus = self._mech.surplus
+            if surplus == "selected":  # the spec: re-share over every selected business
+                planned_wh[idx], unplaced_wh = water_fill(pool_wh, stake[idx], cap_wh[idx])
+            else:  # only where published output is positive, or nowhere (back to the reserve)
+                eligible = (
+                    self._beliefs.published_mean()[idx] > 0 if surplus != "reserve" else None
+                )
+                planned_wh[idx], unplaced_wh = pour_surplus(
+                    pool_wh, stake[idx], cap_wh[idx], eligible
+                )
         self._plan = Plan(
             round_index=round_index,
             stake_tokens=stake,
