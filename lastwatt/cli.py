@@ -204,6 +204,22 @@ def sweep(
     console.print(points_table(points, list(grid)))
 
 
+@app.command()
+def experiment(
+    suite: Annotated[Path, typer.Argument(help="suite TOML: scenarios x mechanisms x seeds")],
+    out: Annotated[Path, typer.Option(help="report folder")] = Path("runs/experiment"),
+    workers: Annotated[int | None, typer.Option(help="local worker processes")] = None,
+    dask: Annotated[str | None, typer.Option(help="Dask scheduler address, e.g. tcp://h:8786")]
+    = None,
+) -> None:
+    """Scenario suite: every scenario under every mechanism over seeds -> a report folder."""
+    from lastwatt.experiment import run_suite
+
+    _positive("workers", workers)
+    runs, report_path = run_suite(suite, out, workers=workers, dask_address=dask)
+    console.print(f"{len(runs)} runs; report: {report_path}")
+
+
 from lastwatt.cli_devices import devices  # noqa: E402 - registered after the core commands
 
 app.command()(devices)
