@@ -31,6 +31,7 @@ ROUND_FIELDS: tuple[str, ...] = (
     "self_proportional_result",
     "ucb_result",
     "quality_oracle_result",  # knows q_i, feeds at most I: the realistic ceiling
+    "adversary_capture",  # share of selected slots held by colluders' businesses (NaN: none)
     "efficiency",  # total_result / oracle_result (NaN when the oracle is 0)
     "participation",  # share of stakers not abstaining
     "token_supply",

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PURPOSES = ("weather", "demand", "market", "performance", "baselines", "devices", "businesses")
+# appended only: a child seed depends on its position, so earlier streams never shift
+PURPOSES = (
+    "weather", "demand", "market", "performance", "baselines", "devices", "businesses", "world"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,7 @@ class Streams:
     baselines: np.random.Generator  # the random-I baseline's own choices
     devices: np.random.Generator  # metering noise of mock devices
     businesses: np.random.Generator  # q_i and max power draws
+    world: np.random.Generator  # endowments, shared rating errors, quality drift
 
 
 def streams(seed: int) -> Streams:

@@ -43,6 +43,7 @@ def summarise(rounds: pd.DataFrame, stakers: pd.DataFrame) -> dict[str, Any]:
             k: (round(v / results["quality_oracle"], 4) if results["quality_oracle"] > 0
                 else None) for k, v in results.items()
         },
+        "adversary_capture": _mean_or_none(daytime, "adversary_capture"),
         "participation_mean": round(float(rounds["participation"].mean()), 4),
         "turnover_last_quarter": round(float(tail["turnover"].mean()), 4) if len(tail) else None,
         "token_supply_final": round(float(rounds["token_supply"].iloc[-1]), 4),
@@ -52,6 +53,12 @@ def summarise(rounds: pd.DataFrame, stakers: pd.DataFrame) -> dict[str, Any]:
         wealth = stakers.groupby("policy")["stake_tokens"].mean()
         out["mean_stake_by_policy"] = {k: round(float(v), 4) for k, v in wealth.items()}
     return out
+
+
+def _mean_or_none(rounds: pd.DataFrame, column: str) -> float | None:
+    if column not in rounds or not rounds[column].notna().any():
+        return None
+    return round(float(rounds[column].mean()), 4)
 
 
 def efficiency_interval(values: np.ndarray) -> tuple[float, float, float]:

@@ -18,6 +18,7 @@ from lastwatt.config.influx import InfluxConfig
 from lastwatt.config.learning import EwaConfig, QLearningConfig
 from lastwatt.config.mqtt import MqttConfig
 from lastwatt.config.site import ContainerConfig, DemandConfig, WeatherConfig
+from lastwatt.config.world import AdversariesConfig, WorldConfig, check_world
 from lastwatt.errors import ConfigError
 
 
@@ -184,6 +185,8 @@ class Config(Section):
     businesses: BusinessConfig = BusinessConfig()
     mechanism: MechanismConfig = MechanismConfig()
     devices: DevicesConfig = DevicesConfig()
+    world: WorldConfig = WorldConfig()
+    adversaries: AdversariesConfig = AdversariesConfig()
     output: OutputConfig = OutputConfig()
     mqtt: MqttConfig = MqttConfig()
     influx: InfluxConfig = InfluxConfig()
@@ -196,6 +199,7 @@ class Config(Section):
                     f"devices.map[{i}].business={d.business} but there are only "
                     f"{self.businesses.count} businesses (0..{self.businesses.count - 1})"
                 )
+        check_world(self.world, self.adversaries, self.businesses.count, self.rounds)
         return self
 
     def with_overrides(self, **dotted: Any) -> Config:

@@ -31,6 +31,13 @@ from lastwatt.model.performance import community_result, draw_performance
 from lastwatt.model.selection import select_active_set
 from lastwatt.model.settlement import BusinessSettlement, Inflation, settle_businesses
 from lastwatt.model.stakes import Bonds, bonded_stake_per_business, gains_and_losses
+from lastwatt.model.world import (
+    apply_jumps,
+    capture,
+    drift_quality,
+    endowment_tokens,
+    shared_rating_error,
+)
 from lastwatt.rng import Streams
 
 CACHED_POLICIES = ("softmax", "greedy", "epsilon_greedy")  # read their beliefs every round
@@ -106,7 +113,14 @@ class Market:
         blocks = [b for _, b in self._blocks]
         self._block_sums = BlockSums(blocks)
         self._stakers_per_policy = np.array([b.stop - b.start for b in blocks], dtype=float)
-        self._beliefs = PublicBeliefs(self.quality, pop.learning_rate)
+        world = cfg.world
+        self._world = world
+        self._jumps = [(j.round, j.business, j.quality) for j in world.jumps]
+        sd = world.performance_sd_by_business
+        self._sigma = biz.performance_sd if sd is None else np.array(sd, dtype=float)
+        # a rating error every staker shares (correlated errors), then the endowments
+        rating = shared_rating_error(self.quality, world.rating_shared_sd, streams.world)
+        self._beliefs = PublicBeliefs(rating, pop.learning_rate)
         self._consideration = agents.Consideration(
             pop.households,
             biz.count,
@@ -119,7 +133,14 @@ class Market:
         )
         self._decisions = Decisions(pop, self._blocks, self._consideration, self._k, self._threads)
         self._bonds = Bonds.empty(pop.households, self._k)
-        self._wealth = np.full(pop.households, pop.tokens_per_household)
+        self._wealth = endowment_tokens(world.endowment, pop.households,
+                                        pop.tokens_per_household, world.pareto_shape,
+                                        streams.world)
+        collusion = cfg.adversaries.collusion
+        n_colluders = round(collusion.share * pop.households)
+        # the last stakers collude: they bond one business whatever their policy says
+        self._colluders = slice(pop.households - n_colluders, pop.households)
+        self._collusion_target = np.array([collusion.business] if n_colluders else [], int)
         self._rewards = np.zeros(pop.households)
         self._slashed = np.zeros(pop.households)
         self._gain = np.empty(pop.households)  # of the last settled round
@@ -140,7 +161,7 @@ class Market:
         )
         self._last_result = np.zeros(biz.count)  # published R of the last settled round
         self._self_last_result = np.zeros(biz.count)  # self_proportional's own last R
-        self._ucb = UcbAllocator(biz.count, biz.active_set, biz.performance_sd)
+        self._ucb = UcbAllocator(biz.count, biz.active_set, float(np.max(self._sigma)))
         self._previous_selected: list[int] | None = None
         self._plan: Plan | None = None
         # per-round buffers and caches: plan() fills them, the following settle() reads them
@@ -197,6 +218,10 @@ class Market:
         wish = self._decisions.decide(bonds, rng)
         if self._decisions.strategic is not None:  # every bond looks like a loss: stay out
             abstain = abstain | self._decisions.strategic
+        if self._collusion_target.size:  # committed: always bonded to their business
+            wish[:, self._colluders] = self._collusion_target[0]
+            abstain = abstain.copy()
+            abstain[self._colluders] = False
         if self._mech.unbonding_rounds > 0:
             unbonding = bonds.idle()
             abstain = abstain & ~unbonding  # an unbonding stake is idle, not abstaining
@@ -298,7 +323,11 @@ class Market:
             raise InputError("metered_wh", "metered energy cannot be negative")
         self._plan = None
         biz_cfg, streams = self._biz, self._streams
-        performance = draw_performance(self.quality, biz_cfg.performance_sd, streams.performance)
+        if self._world.quality_drift_sd > 0:  # the world moves (every round: streams align)
+            self.quality = drift_quality(self.quality, self._world.quality_drift_sd,
+                                         streams.world)
+        self.quality = apply_jumps(self.quality, plan.round_index, self._jumps)
+        performance = draw_performance(self.quality, self._sigma, streams.performance)
         result = community_result(metered, performance)
         if plan.business_pool_wh > 0:
             biz, policy_gain, policy_loss, figures = self._settle(
@@ -326,6 +355,8 @@ class Market:
             "bonded_tokens": float(plan.stake_tokens.sum()),
             "stake_gini": holdings.gini,
             "turnover": turnover(plan.selected_idx, self._previous_selected),
+            "adversary_capture": capture(plan.selected_idx, self._collusion_target)
+            if self._collusion_target.size else math.nan,
         }
         self._previous_selected = plan.selected_idx
         policy = {

@@ -1,0 +1,61 @@
+"""Config of a world that moves and of adversaries (``[world]``, ``[adversaries]``;
+docs/model.md, "A world that moves" and "Adversaries"). ``lastwatt.config.run`` composes them and
+checks the cross-references (:func:`check_world`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lastwatt.config.base import Section
+
+
+class JumpConfig(Section):
+    round: int = Field(ge=0, description="round at whose start the quality changes")
+    business: int = Field(ge=0, description="business index")
+    quality: float = Field(ge=-10, le=10, description="its new true quality q_i")
+
+
+class WorldConfig(Section):
+    quality_drift_sd: float = Field(
+        0.0, ge=0, description="sd of the per-round random walk of every q_i (clipped to ±10)"
+    )
+    jumps: list[JumpConfig] = Field(default_factory=list, description="scheduled q_i changes")
+    performance_sd_by_business: list[float] | None = Field(
+        None, description="sigma_i per business (replaces businesses.performance_sd)"
+    )
+    rating_shared_sd: float = Field(
+        0.0, ge=0, description="sd of a rating error shared by every staker (per business)"
+    )
+    endowment: Literal["equal", "uniform", "pareto"] = Field(
+        "equal", description="household tokens: all equal, U(0, 2 mean), or Pareto (whales)"
+    )
+    pareto_shape: float = Field(1.5, gt=1, description="Pareto tail index (smaller: fatter)")
+
+
+class CollusionConfig(Section):
+    share: float = Field(0.0, ge=0, le=1, description="share of stakers that collude")
+    business: int = Field(0, ge=0, description="the business they always bond to")
+
+
+class AdversariesConfig(Section):
+    collusion: CollusionConfig = CollusionConfig()
+
+
+def check_world(world: WorldConfig, adversaries: AdversariesConfig, n_businesses: int,
+                rounds: int) -> None:
+    """Cross-references against the run: raise ValueError naming the bad field."""
+    for i, jump in enumerate(world.jumps):
+        if jump.business >= n_businesses:
+            raise ValueError(f"world.jumps[{i}].business={jump.business}: unknown business "
+                             f"(0..{n_businesses - 1})")
+        if jump.round >= rounds:
+            raise ValueError(f"world.jumps[{i}].round={jump.round} is beyond the run "
+                             f"({rounds} rounds)")
+    sd = world.performance_sd_by_business
+    if sd is not None and (len(sd) != n_businesses or min(sd) < 0):
+        raise ValueError(f"world.performance_sd_by_business needs {n_businesses} values >= 0")
+    if adversaries.collusion.share > 0 and adversaries.collusion.business >= n_businesses:
+        raise ValueError(f"adversaries.collusion.business={adversaries.collusion.business}: "
+                         f"unknown business (0..{n_businesses - 1})")
