@@ -8,6 +8,7 @@ import pytest
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError
 from lastwatt.model.market import Market
+from lastwatt.model.stakes import bonded_stake_per_business
 from lastwatt.model.world import (
     apply_jumps,
     capture,
@@ -102,3 +103,19 @@ def test_bad_world_and_adversary_settings_are_one_line_errors(override, where):
     with pytest.raises(ConfigError) as err:
         small(**override)
     assert where in str(err.value) and "\n" not in str(err.value)
+
+
+def test_quadratic_weighting_lets_many_small_stakers_outvote_one_whale():
+    choice = np.array([[0, 1, 1, 1, 1]])
+    stake = np.array([9.0, 1.0, 1.0, 1.0, 1.0])  # one whale on b0, four households on b1
+    assert list(bonded_stake_per_business(choice, stake, 2)) == [9.0, 4.0]
+    assert list(bonded_stake_per_business(choice, np.sqrt(stake), 2)) == [3.0, 4.0]
+    cfg = small(**{"mechanism.stake_weighting": "quadratic", "world.endowment": "pareto",
+                   "world.pareto_shape": 1.1})
+    market = Market(cfg, streams(3))
+    plan = market.plan(0, 10_000.0, 3600.0)
+    market.settle(plan, plan.planned_wh)
+    tokens = endowment_tokens("pareto", 100, 1.0, 1.1, streams(3).world)  # same draws
+    business = market.stakers_table()["business"].to_numpy()
+    votes = np.bincount(business, weights=np.sqrt(tokens), minlength=6)
+    assert sorted(plan.selected_idx) == sorted(np.argsort(-votes)[:2].tolist())

@@ -138,6 +138,10 @@ class MechanismConfig(Section):
     slash_unavailable: bool = Field(
         False, description="also slash stakers of a business whose devices are offline"
     )
+    stake_weighting: Literal["linear", "quadratic"] = Field(
+        "linear", description="select the active set by sum of stake, or of sqrt(stake) per "
+        "staker (quadratic: whales weigh less); allocation stays pro rata to stake",
+    )
     surplus: Literal["selected", "positive_expected", "reserve"] = Field(
         "selected",
         description="where energy the caps leave goes: re-shared over all selected (the "

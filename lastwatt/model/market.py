@@ -271,8 +271,13 @@ class Market:
                 parallel.collect(per_policy, measure) if per_policy else measure()
             )
             some_offline = available is not None and not avail.all()
+            weight = stake
+            if self._mech.stake_weighting == "quadratic":  # one voice per sqrt(token)
+                weight = bonded_stake_per_business(
+                    self._bonds.choice, np.sqrt(staker_stake), n
+                )
             selected_idx = select_active_set(
-                stake, self._biz.active_set, rng, avail if some_offline else None
+                weight, self._biz.active_set, rng, avail if some_offline else None
             )
             self._decisions.follow(selected_idx)
             self._idle_selection = (stake.copy(), selected_idx, avail.tobytes()) if idle else None
