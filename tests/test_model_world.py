@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError
@@ -119,3 +121,30 @@ def test_quadratic_weighting_lets_many_small_stakers_outvote_one_whale():
     business = market.stakers_table()["business"].to_numpy()
     votes = np.bincount(business, weights=np.sqrt(tokens), minlength=6)
     assert sorted(plan.selected_idx) == sorted(np.argsort(-votes)[:2].tolist())
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), share=st.floats(0, 0.5),
+       surplus=st.sampled_from(["selected", "positive_expected", "reserve"]),
+       weighting=st.sampled_from(["linear", "quadratic"]))
+def test_supply_is_exact_energy_is_not_created_and_caps_hold_in_a_moving_adversarial_world(
+        seed, share, surplus, weighting):
+    cfg = small(**{"adversaries.collusion.share": share, "adversaries.collusion.business": 4,
+                   "world.endowment": "pareto", "world.quality_drift_sd": 0.5,
+                   "population.policies": {"ewa": 0.3, "q_learning": 0.3, "softmax": 0.4},
+                   "mechanism.surplus": surplus, "mechanism.stake_weighting": weighting,
+                   "mechanism.inflation_rate": 0.001})
+    market = Market(cfg, streams(seed))
+    supply = market.stakers_table()["stake_tokens"].sum()
+    n_colluders = round(share * 100)
+    for t, pool in enumerate([0.0, 20_000.0, 90_000.0, 5_000.0, 0.0, 60_000.0] * 2):
+        held = market.stakers_table()["stake_tokens"].to_numpy()[100 - n_colluders:].sum()
+        plan = market.plan(t, pool, 3600.0)
+        # colluders bond exactly what they hold to b04 (honest stakers may add to it)
+        assert held - 1e-9 <= plan.stake_tokens[4] <= plan.stake_tokens.sum() + 1e-9
+        assert plan.planned_wh.sum() + plan.unplaced_wh == pytest.approx(pool)
+        assert (plan.planned_wh <= plan.cap_wh + 1e-9).all()
+        out = market.settle(plan, plan.planned_wh)
+        s = out.scalars
+        supply += s["rewards_tokens"] + s["minted_tokens"] - s["slashed_tokens"]
+        assert s["token_supply"] == pytest.approx(supply, rel=1e-12)
