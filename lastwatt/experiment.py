@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import Field
 
 from lastwatt.config import Config, load_config
-from lastwatt.config_base import Section, read_toml, validate
+from lastwatt.config.base import Section, read_toml, validate
 from lastwatt.errors import ConfigError, InputError
 from lastwatt.simulation import run_simulation
 from lastwatt.sweep import map_runs, summary_row

@@ -4,6 +4,8 @@ concern, and the helpers that turn config into something usable (secrets, the br
 - ``base``: the section base class, reading and validating a TOML file (one-line errors)
 - ``run``: the run config :class:`Config` (time, population, businesses, mechanism, devices)
 - ``site``: the container, weather and demand sections
+- ``learning``: payoff-driven stakers (``[population.ewa]``, ``[population.q_learning]``)
+- ``world``: a world that moves and adversaries (``[world]``, ``[adversaries]``)
 - ``mqtt``: the ``[mqtt]`` section, the broker URL and credentials
 - ``influx``: the ``[influx]`` section
 - ``bridge``: the firmware bridge's own TOML file

@@ -9,6 +9,7 @@ from lastwatt.config.base import Section
 
 
 class EwaConfig(Section):
+    """Experience-weighted attraction stakers: reinforcement on own (and foregone) payoffs."""
     decay: float = Field(0.9, ge=0, le=1, description="phi: weight kept on past attractions")
     foregone_weight: float = Field(
         0.0, ge=0, le=1, description="delta: weight of payoffs of businesses not bonded to"
@@ -23,6 +24,7 @@ class EwaConfig(Section):
 
 
 class QLearningConfig(Section):
+    """Bandit stakers: businesses are arms, reward minus slash per token the payoff."""
     learning_rate: float = Field(0.3, gt=0, le=1, description="alpha of Q += alpha (payoff - Q)")
     epsilon: float = Field(0.05, ge=0, le=1, description="share of rounds it bonds at random")
     abstain_when_negative: bool = Field(

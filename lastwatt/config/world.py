@@ -12,12 +12,14 @@ from lastwatt.config.base import Section
 
 
 class JumpConfig(Section):
+    """One scheduled change of a business's true quality."""
     round: int = Field(ge=0, description="round at whose start the quality changes")
     business: int = Field(ge=0, description="business index")
     quality: float = Field(ge=-10, le=10, description="its new true quality q_i")
 
 
 class WorldConfig(Section):
+    """A world that moves: quality drift and jumps, sigma_i, shared rating errors, endowments."""
     quality_drift_sd: float = Field(
         0.0, ge=0, description="sd of the per-round random walk of every q_i (clipped to ±10)"
     )
@@ -35,11 +37,13 @@ class WorldConfig(Section):
 
 
 class CollusionConfig(Section):
+    """Colluders: a share of the stakers always bonds one named business."""
     share: float = Field(0.0, ge=0, le=1, description="share of stakers that collude")
     business: int = Field(0, ge=0, description="the business they always bond to")
 
 
 class AdversariesConfig(Section):
+    """Adversaries, each block reported separately (adversary capture)."""
     collusion: CollusionConfig = CollusionConfig()
 
 
