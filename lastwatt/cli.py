@@ -55,6 +55,9 @@ def run(
     speed: Annotated[float | None, typer.Option(help="real-time compression factor")] = None,
     influx: Annotated[str | None, typer.Option(help="InfluxDB URL (see [influx] in config)")]
     = None,
+    grafana: Annotated[str | None, typer.Option(
+        help="Grafana base URL for the run link (default: $LASTWATT_GRAFANA_URL, else "
+        "[influx] grafana_url, http://localhost:3000)")] = None,
     report: Annotated[bool, typer.Option(help="write the PNG report into the run folder")]
     = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
@@ -72,8 +75,10 @@ def run(
     out_dir = out or cfg.output.dir
     recorders, transport = [], None
     if influx:
+        from lastwatt.storage.grafana_link import grafana_base
         from lastwatt.storage.influx import make_influx_recorder
 
+        grafana = grafana_base(grafana, cfg.influx.grafana_url)
         recorders.append(make_influx_recorder(influx, cfg.influx))
     if mqtt:
         from lastwatt.simulation import device_table
@@ -86,12 +91,34 @@ def run(
     _print_summary(output.summary)
     for sink in recorders:
         console.print(f"influx: {sink.stats}")  # written / spooled / flushed / dropped
+        _print_influx_links(sink, grafana, cfg.site, output.summary)
     console.print(f"run folder: [bold]{output.run_dir}[/bold]")
     if report and output.run_dir is not None:
         from lastwatt.report import make_report
 
         for path in make_report(output.run_dir):
             console.print(f"figure: {path}")
+
+
+def _print_influx_links(sink: Any, grafana: str | None, site: str,
+                        summary: dict[str, Any]) -> None:
+    """The Grafana URL of the run, and how many points the server confirms it stored."""
+    from lastwatt.storage.grafana_link import run_url
+
+    c = sink.confirmation
+    if c is not None and c.stored is None:
+        console.print(f"influx: stored points not confirmed: {c.how}", markup=False)
+    elif c is not None and c.missing:
+        err_console.print(f"warning: influx: sent {c.sent} points, the server holds "
+                          f"{c.stored} ({c.missing} missing: rejected, or outside its "
+                          "retention?)", markup=False, highlight=False, soft_wrap=True)
+    elif c is not None:
+        console.print(f"influx: {c.stored} points confirmed stored ({c.how})", markup=False)
+    rounds = summary.get("rounds_completed") or 0
+    if grafana and sink.time_range_ms is not None and rounds:
+        t0, t1 = sink.time_range_ms
+        url = run_url(grafana, site, summary["run_id"], (t0, t1), (t1 - t0) // rounds)
+        console.print(f"grafana: {url}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _device_ids(cfg: Config, device_table: Any) -> list[str]:

@@ -158,11 +158,12 @@ def influxd_server(workdir: Path, auth: bool = False) -> Server:
     )
 
 
-def victoria_metrics_server(workdir: Path) -> Server:
+def victoria_metrics_server(workdir: Path, *extra: str) -> Server:
+    """``extra``: more flags, e.g. ``-retentionPeriod=1d``."""
     binary = require_binary("victoria-metrics")
     port = free_port()
     return Server(
         [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={workdir}/vm",
-         "-search.latencyOffset=0s", "-loggerLevel=ERROR"],
+         "-search.latencyOffset=0s", "-loggerLevel=ERROR", *extra],
         port, lambda: http_ok(f"http://127.0.0.1:{port}/health"), workdir,
     )

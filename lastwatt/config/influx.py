@@ -50,6 +50,10 @@ class InfluxConfig(Section):
     close_timeout_s: float = Field(
         30.0, ge=0, description="at run end, how long to keep flushing before leaving the spool"
     )
+    grafana_url: str = Field(
+        "http://localhost:3000", description="Grafana base URL for the run link `lastwatt run` "
+        "prints (--grafana or $LASTWATT_GRAFANA_URL win)"
+    )
     start: datetime | None = Field(
         None, description="headless runs: put round 0 at this date (None: keep time.start)"
     )

@@ -35,6 +35,7 @@ from lastwatt.config.influx import InfluxConfig
 from lastwatt.config.secret import read_secret
 from lastwatt.errors import ConfigError
 from lastwatt.result import RoundResult, RunMeta
+from lastwatt.storage.influx_confirm import Confirmation, confirm_stored
 from lastwatt.storage.influx_probe import auth_headers, probe_influx
 from lastwatt.storage.points import LineEncoder
 from lastwatt.storage.spool import Spool, SpoolFull
@@ -153,10 +154,13 @@ class InfluxRecorder:
     ``stats`` counts points: ``written`` (sent on the first try or its retries), ``spooled``
     (put in the spool by this run), ``flushed`` (sent from the spool), ``rejected`` (refused by
     the server as invalid), ``dropped`` (lost because the spool was full) and ``in_spool``.
+    After ``close``, ``confirmation`` says how many of this run's points the server holds
+    (influx_confirm) and ``time_range_ms`` spans the run's rounds as stamped.
     """
 
     def __init__(self, transport: Transport, cfg: InfluxConfig, spool: Spool,
-                 on_error: Callable[[Exception, int], None] | None = None) -> None:
+                 on_error: Callable[[Exception, int], None] | None = None,
+                 confirm: Callable[[str, int], Confirmation] | None = None) -> None:
         self.cfg = cfg
         self.stats: dict[str, int] = dict.fromkeys(
             ("written", "spooled", "flushed", "rejected", "dropped", "in_spool"), 0
@@ -170,6 +174,10 @@ class InfluxRecorder:
         self._flush_delay_s = cfg.retry_interval_ms / 1000
         self._next_flush = 0.0
         self.stats["in_spool"] = spool.points
+        self._confirm = confirm
+        self.confirmation: Confirmation | None = None
+        self.run_points = 0  # points of this run encoded (sent, spooled or dropped)
+        self.time_range_ms: tuple[int, int] | None = None  # round 0 start, last round end
 
     # -- Recorder interface (called by the simulation) --
     def open(self, meta: RunMeta) -> None:
@@ -189,6 +197,11 @@ class InfluxRecorder:
             self._thread.join()
         self._transport.close()
         self._spool.close()
+        if self._confirm is not None and self._meta is not None and self._failure is None:
+            sent = self.run_points - self.stats["dropped"]
+            self.confirmation = (
+                Confirmation(sent, None, f"{self.stats['in_spool']} points still in the spool")
+                if self.stats["in_spool"] else self._confirm(self._meta.run_id, sent))
         if self.stats["in_spool"]:
             log.warning("influx: %d points left in spool %s; the next run to this server "
                         "sends them first", self.stats["in_spool"], self._spool.path)
@@ -244,7 +257,14 @@ class InfluxRecorder:
         if self._encoder is None:
             assert self._meta is not None, "open() before record()"
             self._encoder = LineEncoder(self._meta, self._offset_s(results[0]))
-        return self._encoder.encode(results)
+        body, n = self._encoder.encode(results)
+        self.run_points += n
+        off_s = self._encoder.offset_s
+        start, end = (round((ts + off_s) * 1000) for ts in (results[0].start_ts,
+                                                            results[-1].end_ts))
+        first = start if self.time_range_ms is None else self.time_range_ms[0]
+        self.time_range_ms = (min(first, start), end)
+        return body, n
 
     def _offset_s(self, first: RoundResult) -> float:
         """Shift of simulated time so round 0 lands on ``influx.start`` (headless runs only)."""
@@ -371,4 +391,8 @@ def make_influx_recorder(url: str, cfg: InfluxConfig,
     target = cfg.database if cfg.api == "v1" else f"{cfg.org}/{cfg.bucket}"
     key = hashlib.sha256(f"{cfg.api} {url.rstrip('/')} {target}".encode()).hexdigest()[:16]
     spool = Spool(cfg.spool_dir / f"influx-{key}.sqlite", int(cfg.spool_limit_mb * 1e6))
-    return InfluxRecorder(transport, cfg, spool, on_error)
+
+    def confirm(run: str, sent: int) -> Confirmation:
+        return confirm_stored(url, cfg, token, run, sent)
+
+    return InfluxRecorder(transport, cfg, spool, on_error, confirm)
