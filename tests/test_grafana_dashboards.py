@@ -4,7 +4,9 @@ query (macros and variables substituted as Grafana does) returns data from a rea
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import urllib.parse
 import urllib.request
@@ -267,3 +269,39 @@ def test_efficiency_series_is_the_ratio_of_sums_over_each_bucket(short_run):
                                                                for r in pair)
             for pair in zip(rounds[::2], rounds[1::2], strict=True)]
     assert got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.integration
+def test_the_url_lastwatt_run_prints_shows_data_in_every_panel(influxd, tmp_path):
+    """`lastwatt run --influx` (v1) prints a Grafana URL; its from/to, site, run and round,
+    substituted as Grafana would, give every panel of every dashboard data (a summer morning
+    start and the compose village's container: otherwise the village's own loads take all
+    the energy, no device gets a quota, and "Quota used" is rightly empty).
+    """
+    cfg = tmp_path / "run.toml"
+    spool = tmp_path / "spool"
+    cfg.write_text('rounds = 30\n[time]\nstart = 2026-06-01T06:00:00Z\n'
+                   "[container]\npeak_power_w = 4e5\n"  # as deploy/compose: a business pool
+                   f'[influx]\napi = "v1"\ndatabase = "url"\nspool_dir = "{spool}"\n')
+    env = {k: v for k, v in os.environ.items() if k != "LASTWATT_GRAFANA_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "lastwatt.cli", "run", str(cfg), "--out", str(tmp_path / "runs"),
+         "--influx", f"http://127.0.0.1:{influxd.port}", "--quiet"],
+        capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    (url,) = re.findall(r"^grafana: (\S+)$", done.stdout, re.M)
+    parts = urllib.parse.urlsplit(url)
+    assert url.startswith("http://localhost:3000/d/lastwatt-overview/")  # the default base
+    params = dict(urllib.parse.parse_qsl(parts.query))
+    run_id = next((tmp_path / "runs").iterdir()).name
+    assert params["var-run"] == run_id and params["var-round"] == "3600s"
+    t0, t1 = int(params["from"]), int(params["to"])
+    assert t1 - t0 == 30 * 3_600_000  # 30 hourly rounds, from round 0's start to the last end
+    variables = {name.removeprefix("var-"): v for name, v in params.items()
+                 if name.startswith("var-")}
+    for path in DASHBOARDS:
+        for panel, target in _targets(json.loads(path.read_text())):
+            q = _grafana_substitute(target["query"], variables, t0, t1)
+            series = _query(influxd.port, "url", q).get("series")
+            assert series, f"{path.stem}/{panel['title']}: no data for {q}"
+            assert any(v is not None for s in series for row in s["values"] for v in row[1:])
