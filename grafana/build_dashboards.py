@@ -150,7 +150,7 @@ DASHBOARDS = {
               'mean("self_proportional_result") AS "self-proportional", '
               'mean("ucb_result") AS "UCB"',
               about="Total result R of one round for the staked allocation, the oracle and "
-              "the three baselines (docs/model.md), averaged over the interval."),
+              "the baselines (docs/model.md), averaged over the interval."),
         Panel("Selected set", "businesses", 'max("selected") AS "selected"',
               about="Businesses in the active set: green when selected in any round of the "
               "interval.", kind="state-timeline", by="business",
