@@ -129,7 +129,13 @@ class MeterBook:
             return self._strike(i, r, "implausible")
         if epoch > self.last_epoch[i]:
             self.counts["counter_reset"] += 1
-        self._accept(i, r)
+            self.last_epoch[i] = epoch
+        # _accept inlined: this is the hot path, once per device per metering interval
+        self.last_ts[i] = ts
+        self.last_counter_wh[i] = r.energy_wh
+        self.strikes[i] = 0
+        self._power_w[i] = r.power_w
+        self._on[i] = r.on
         self.counts["booked"] += 1
         self._round_wh[i] += delta
         return True

@@ -189,7 +189,7 @@ class OutputConfig(Section):
     format: Literal["parquet", "csv"] = "parquet"
     dir: Path = Path("runs")
     checkpoint_rounds: int = Field(
-        24, ge=1, le=1_000_000, description="rounds between checkpoints (journal flush, "
+        168, ge=1, le=1_000_000, description="rounds between checkpoints (journal flush, "
         "resumable state, run.json)"
     )
 

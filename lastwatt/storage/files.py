@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from lastwatt.errors import InputError
 from lastwatt.result import (
@@ -125,7 +127,12 @@ class FileRecorder:
             shutil.rmtree(self.run_dir / "journal")
         self.journal = Journal(self.run_dir)
         if kept:
-            self.journal.append(kept)
+            schemas = {name: t.schema for name, t in self._frames().items()}
+            self.journal.append({
+                name: pa.Table.from_pandas(df, schema=schemas[name], preserve_index=False)
+                .replace_schema_metadata(None)
+                for name, df in kept.items()
+            })
         self.first_round = resume_rounds
         self.write_run_json("running", resume_rounds)
 
@@ -149,48 +156,52 @@ class FileRecorder:
             self.first_round += len(self._rounds)
             self._reset_buffers()
         if sync:
-            self.journal.sync()
+            self.journal.sync()  # at the end of a run: also safe from a machine crash
         self._last_flush = time.monotonic()
 
     def _grain(self, blocks: list[np.ndarray], names: list[str], fields: tuple[str, ...],
-               key: str) -> pd.DataFrame:
-        if not blocks:
-            return pd.DataFrame(columns=["round", "ts", key, *fields])
-        n = len(names)
-        df = pd.DataFrame(np.vstack(blocks), columns=list(fields))
-        df.insert(0, key, np.tile(np.asarray(names, dtype=object), len(blocks)))
-        df.insert(0, "ts", np.repeat(np.asarray(self._round_ts[: len(blocks)]), n))
-        df.insert(0, "round", np.repeat(np.arange(len(blocks)) + self.first_round, n))
-        return df
-
-    def _frames(self) -> dict[str, pd.DataFrame]:
-        """The buffered rounds as table chunks."""
-        assert self.meta is not None
-        rounds = pd.DataFrame(self._rounds, columns=list(ROUND_FIELDS))
-        rounds.insert(0, "selected", self._selected)
-        rounds.insert(0, "ts", self._round_ts)
-        rounds.insert(0, "round", np.arange(len(rounds)) + self.first_round)
-        tables = {
-            "rounds": rounds,
-            "businesses": self._grain(self._business, self.meta.business_names,
-                                      BUSINESS_FIELDS, "business"),
-            "policies": self._grain(self._policy, self.meta.policy_names, POLICY_FIELDS, "policy"),
-            "devices": self._grain(self._device, list(self.meta.device_dialects),
-                                   DEVICE_FIELDS, "device"),
+               key: str, ints: tuple[str, ...] = ()) -> pa.Table:
+        n, k = len(names), len(blocks)
+        data = np.vstack(blocks) if blocks else np.empty((0, len(fields)))
+        columns = {
+            "round": np.repeat(np.arange(k, dtype=np.int64) + self.first_round, n),
+            "ts": np.repeat(np.asarray(self._round_ts[:k], dtype=np.float64), n),
+            key: pa.array(np.tile(np.asarray(names, dtype=object), k), pa.string()),
         }
-        for name, columns in INTEGER_COLUMNS.items():
-            if len(tables[name]):
-                tables[name] = tables[name].astype(dict.fromkeys(columns, np.int64))
-        return tables
+        for j, f in enumerate(fields):
+            columns[f] = data[:, j].astype(np.int64 if f in ints else np.float64)
+        return pa.table(columns)
+
+    def _frames(self) -> dict[str, pa.Table]:
+        """The buffered rounds as table chunks (Arrow: a flush must be cheap)."""
+        assert self.meta is not None
+        k = len(self._rounds)
+        data = np.asarray(self._rounds, dtype=np.float64).reshape(k, len(ROUND_FIELDS))
+        rounds = {
+            "round": np.arange(k, dtype=np.int64) + self.first_round,
+            "ts": np.asarray(self._round_ts, dtype=np.float64),
+            "selected": pa.array(self._selected, pa.string()),
+            **{f: data[:, j] for j, f in enumerate(ROUND_FIELDS)},
+        }
+        m = self.meta
+        return {
+            "rounds": pa.table(rounds),
+            "businesses": self._grain(self._business, m.business_names, BUSINESS_FIELDS,
+                                      "business", INTEGER_COLUMNS["businesses"]),
+            "policies": self._grain(self._policy, m.policy_names, POLICY_FIELDS, "policy",
+                                    INTEGER_COLUMNS["policies"]),
+            "devices": self._grain(self._device, list(m.device_dialects) if self._device else [],
+                                   DEVICE_FIELDS, "device", INTEGER_COLUMNS["devices"]),
+        }
 
     def build_tables(self, stakers: pd.DataFrame) -> dict[str, pd.DataFrame]:
         if self.journal is None:
-            tables = self._frames()
+            tables = {name: t.to_pandas() for name, t in self._frames().items()}
         else:
             self.flush()
             tables = read_journal(self.run_dir)
-            for name, df in self._frames().items():  # columns of tables never journalled
-                tables.setdefault(name, df)
+            for name, t in self._frames().items():  # tables never journalled: empty
+                tables.setdefault(name, t.to_pandas())
         tables["stakers"] = stakers
         self.tables = tables
         return tables
@@ -210,7 +221,8 @@ class FileRecorder:
             "config": self.meta.config,
         }
         text = json.dumps(run, indent=2, default=_json_default, sort_keys=False) + "\n"
-        atomic_write(self.run_dir / "run.json", text.encode())
+        # no fsync at checkpoints (~10 ms each): rename is atomic against a killed process
+        atomic_write(self.run_dir / "run.json", text.encode(), fsync=status != "running")
 
     def close(self, summary: dict[str, Any], stakers: pd.DataFrame) -> None:
         assert self.meta is not None
@@ -225,6 +237,8 @@ class FileRecorder:
                 df.to_csv(tmp, index=False)
             else:
                 df.to_parquet(tmp, index=False)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())  # on disk before run.json says the run is finished
             tmp.replace(path)
         n = len(self.tables["rounds"])
         status = "complete" if n == summary.get("rounds_configured", n) else "interrupted"

@@ -35,7 +35,7 @@ def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
 
 
 class Journal:
-    """Appends table chunks (DataFrames) as Arrow record batches, one stream per table."""
+    """Appends table chunks (Arrow tables) as Arrow record batches, one stream per table."""
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = Path(run_dir) / JOURNAL
@@ -43,12 +43,11 @@ class Journal:
         self._files: dict[str, object] = {}
         self._writers: dict[str, ipc.RecordBatchStreamWriter] = {}
 
-    def append(self, chunks: dict[str, pd.DataFrame]) -> None:
+    def append(self, chunks: dict[str, pa.Table]) -> None:
         for name in ORDER:
-            df = chunks.get(name)
-            if df is None or df.empty:
+            table = chunks.get(name)
+            if table is None or len(table) == 0:
                 continue
-            table = pa.Table.from_pandas(df, preserve_index=False)
             writer = self._writers.get(name)
             if writer is None:
                 f = open(self.dir / f"{name}.arrows", "wb")  # noqa: SIM115 - kept open

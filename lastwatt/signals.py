@@ -1,0 +1,59 @@
+"""SIGTERM treated like SIGINT, and signals held off while a run folder is being finished.
+
+``docker stop`` and systemd send SIGTERM: :func:`terminate_as_interrupt` turns it into the
+same ``KeyboardInterrupt`` that Ctrl-C raises, so both end a run the same orderly way. While
+the run folder is compacted (:func:`deferred`), a second SIGINT/SIGTERM is noted and ignored
+rather than raised half-way through; even a SIGKILL then leaves the journal to read from.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    if not _main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM (with one log line) for the duration of the block."""
+    if not _main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        if not seen:
+            log.warning("%s: finishing the run folder first", signal.Signals(signum).name)
+        seen.append(signum)
+
+    previous = {s: signal.signal(s, note) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
