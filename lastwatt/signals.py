@@ -39,15 +39,16 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
-    """Ignore SIGINT/SIGTERM (with one log line) for the duration of the block."""
+def deferred(reraise: bool = False) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM off for the block; ``reraise``: then interrupt as it would have
+    (a journal flush, a checkpoint), else ignore them (finishing the run folder)."""
     if not _main_thread():
         yield
         return
     seen: list[int] = []
 
     def note(signum: int, frame: object) -> None:
-        if not seen:
+        if not seen and not reraise:
             log.warning("%s: finishing the run folder first", signal.Signals(signum).name)
         seen.append(signum)
 
@@ -57,3 +58,11 @@ def deferred() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if reraise and seen:
+        handler = previous[seen[0]]
+        if handler == signal.SIG_IGN:
+            return
+        if callable(handler):
+            handler(seen[0], None)  # what the signal would have done: KeyboardInterrupt
+        else:
+            raise KeyboardInterrupt(signal.Signals(seen[0]).name)

@@ -149,9 +149,10 @@ def run_simulation(
         sinks.record(result)
         done = result.round + 1
         if run_dir is not None and done % every == 0 and done < cfg.rounds:
-            files.flush()
-            checkpoint.save(run_dir, run_id, done, engine)
-            files.write_run_json("running", done)
+            with deferred(reraise=True):  # a signal lands after the checkpoint, not inside
+                files.flush()
+                checkpoint.save(run_dir, run_id, done, engine)
+                files.write_run_json("running", done)
         if progress is not None:
             progress(result)
 

@@ -31,6 +31,7 @@ from lastwatt.result import (
     RoundResult,
     RunMeta,
 )
+from lastwatt.signals import deferred
 from lastwatt.storage.journal import Journal, atomic_write, has_journal, read_journal
 
 TABLES = ("rounds", "businesses", "policies", "devices", "stakers")
@@ -102,7 +103,9 @@ class FileRecorder:
         self._reset_buffers()
         self.tables: dict[str, pd.DataFrame] = {}
 
-    def _reset_buffers(self) -> None:
+    def _reset_buffers(self, keep_pending: bool = False) -> None:
+        if not keep_pending:
+            self._pending: list[tuple] = []
         self._rounds: list[list[float]] = []
         self._round_ts: list[float] = []
         self._selected: list[str] = []
@@ -112,7 +115,7 @@ class FileRecorder:
 
     @property
     def rounds_recorded(self) -> int:
-        return self.first_round + len(self._rounds)
+        return self.first_round + len(self._pending)
 
     def open(self, meta: RunMeta, resume_rounds: int = 0) -> None:
         """Start the journal; when resuming, keep the journal's first ``resume_rounds`` rounds."""
@@ -137,27 +140,40 @@ class FileRecorder:
         self.write_run_json("running", resume_rounds)
 
     def record(self, r: RoundResult) -> None:
-        self._rounds.append([r.scalars[f] for f in ROUND_FIELDS])
-        self._round_ts.append(r.start_ts)
-        self._selected.append(",".join(map(str, r.selected)))
-        self._business.append(np.column_stack([r.business[f] for f in BUSINESS_FIELDS]))
-        self._policy.append(np.column_stack([r.policy[f] for f in POLICY_FIELDS]))
-        if r.device_ids:
-            self._device.append(np.column_stack([r.device[f] for f in DEVICE_FIELDS]))
+        # one append per round: a signal between two appends would leave the grains unequal
+        self._pending.append((
+            [r.scalars[f] for f in ROUND_FIELDS], r.start_ts, ",".join(map(str, r.selected)),
+            np.column_stack([r.business[f] for f in BUSINESS_FIELDS]),
+            np.column_stack([r.policy[f] for f in POLICY_FIELDS]),
+            np.column_stack([r.device[f] for f in DEVICE_FIELDS]) if r.device_ids else None,
+        ))
         if self.journal is not None and time.monotonic() - self._last_flush >= FLUSH_WALL_S:
             self.flush()
+
+    def _unpack(self) -> None:
+        """The pending rounds into the column buffers the table chunks are built from."""
+        self._reset_buffers(keep_pending=True)
+        for row, ts, selected, business, policy, device in self._pending:
+            self._rounds.append(row)
+            self._round_ts.append(ts)
+            self._selected.append(selected)
+            self._business.append(business)
+            self._policy.append(policy)
+            if device is not None:
+                self._device.append(device)
 
     def flush(self, sync: bool = False) -> None:
         """Append the buffered rounds to the journal (a no-op for an in-memory run)."""
         if self.journal is None:
             return
-        if self._rounds:
-            self.journal.append(self._frames())
-            self.first_round += len(self._rounds)
-            self._reset_buffers()
-        if sync:
-            self.journal.sync()  # at the end of a run: also safe from a machine crash
-        self._last_flush = time.monotonic()
+        with deferred(reraise=True):  # a signal mid-batch would tear the journal
+            if self._pending:
+                self.journal.append(self._frames())
+                self.first_round += len(self._pending)
+                self._reset_buffers()
+            if sync:
+                self.journal.sync()  # at the end of a run: also safe from a machine crash
+            self._last_flush = time.monotonic()
 
     def _grain(self, blocks: list[np.ndarray], names: list[str], fields: tuple[str, ...],
                key: str, ints: tuple[str, ...] = ()) -> pa.Table:
@@ -175,6 +191,7 @@ class FileRecorder:
     def _frames(self) -> dict[str, pa.Table]:
         """The buffered rounds as table chunks (Arrow: a flush must be cheap)."""
         assert self.meta is not None
+        self._unpack()
         k = len(self._rounds)
         data = np.asarray(self._rounds, dtype=np.float64).reshape(k, len(ROUND_FIELDS))
         rounds = {
