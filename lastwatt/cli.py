@@ -102,6 +102,9 @@ def run(
                                     settle_grace_s=0.5 if mqtt else 0.0, overwrite=overwrite,
                                     resume=resume is not None)
     except KeyboardInterrupt:
+        from lastwatt.signals import ignore_further
+
+        ignore_further()  # the folder is finished: a late second Ctrl-C only exits
         run_dir = Path(out_dir) / run_id_of(cfg)
         err_console.print(f"interrupted: {run_dir} holds the rounds done; continue with "
                           f"`lastwatt run --resume {run_dir}`", markup=False, highlight=False,

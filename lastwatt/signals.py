@@ -66,3 +66,10 @@ def deferred(reraise: bool = False) -> Iterator[None]:
             handler(seen[0], None)  # what the signal would have done: KeyboardInterrupt
         else:
             raise KeyboardInterrupt(signal.Signals(seen[0]).name)
+
+
+def ignore_further() -> None:
+    """From now on SIGINT/SIGTERM are ignored (the process is only reporting and exiting)."""
+    if _main_thread():
+        for s in SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
