@@ -45,12 +45,12 @@ def deferred(reraise: bool = False) -> Iterator[None]:
     if not _main_thread():
         yield
         return
-    seen: list[int] = []
+    seen: list[signal.Signals] = []
 
     def note(signum: int, frame: object) -> None:
         if not seen and not reraise:
             log.warning("%s: finishing the run folder first", signal.Signals(signum).name)
-        seen.append(signum)
+        seen.append(signal.Signals(signum))
 
     previous = {s: signal.signal(s, note) for s in SIGNALS}
     try:

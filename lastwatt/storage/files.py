@@ -105,7 +105,7 @@ class FileRecorder:
 
     def _reset_buffers(self, keep_pending: bool = False) -> None:
         if not keep_pending:
-            self._pending: list[tuple] = []
+            self._pending: list[tuple[Any, ...]] = []
         self._rounds: list[list[float]] = []
         self._round_ts: list[float] = []
         self._selected: list[str] = []
@@ -216,6 +216,7 @@ class FileRecorder:
             tables = {name: t.to_pandas() for name, t in self._frames().items()}
         else:
             self.flush()
+            assert self.run_dir is not None  # a journal lives in a run folder
             tables = read_journal(self.run_dir)
             for name, t in self._frames().items():  # tables never journalled: empty
                 tables.setdefault(name, t.to_pandas())

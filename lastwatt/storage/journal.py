@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -40,7 +41,7 @@ class Journal:
     def __init__(self, run_dir: Path) -> None:
         self.dir = Path(run_dir) / JOURNAL
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._files: dict[str, object] = {}
+        self._files: dict[str, BinaryIO] = {}
         self._writers: dict[str, ipc.RecordBatchStreamWriter] = {}
 
     def append(self, chunks: dict[str, pa.Table]) -> None:
@@ -54,8 +55,8 @@ class Journal:
                 self._files[name] = f
                 writer = self._writers[name] = ipc.new_stream(f, table.schema)
             writer.write_table(table)
-        for f in self._files.values():
-            f.flush()  # into the OS: survives the death of this process
+        for stream in self._files.values():
+            stream.flush()  # into the OS: survives the death of this process
 
     def sync(self) -> None:
         """fsync the streams (checkpoints): also survives a crash of the machine."""
