@@ -85,8 +85,9 @@ class Engine:
         self.split, self.devices, self.transport, self.record = split, devices, transport, record
         self.settle_grace_s = settle_grace_s
         self.draw_factor = draw_factor  # (R, N) businesses' load profiles; None: flat
+        skew_s = cfg.devices.max_clock_skew_s
         self.book = MeterBook(devices.ids, devices.max_power_w, cfg.devices.plausibility_margin,
-                              cfg.devices.max_clock_skew_s)
+                              skew_s, burst_s=skew_s + cfg.time.metering_interval_s / clock.speed)
         self.online = np.zeros(len(devices.ids), dtype=bool)
         self.quota_wh = np.zeros(len(devices.ids))  # current round, physical Wh
         self.switched_off = np.zeros(len(devices.ids), dtype=bool)

@@ -9,8 +9,12 @@ reading idempotent and bounded (docs/devices.md, "Plausibility"):
   (``future``) and never moves the device's clock; one more than ``max_skew_s`` before the
   open round is rejected too (``past``); one just before it books nothing (``stale``) but a
   device's first one is still its baseline;
-- the counter's increase must fit what the device can physically have drawn since its last
-  accepted reading: ``max_power_w x elapsed x margin + slack_wh`` (``implausible``);
+- the counter's increase must fit what the device can physically have drawn: each device has
+  an energy allowance that refills at ``max_power_w x margin`` per second of the
+  controller's clock, up to ``burst_s`` seconds' worth (skew + a metering interval), and
+  each booked increase spends it (``implausible`` beyond it, plus ``slack_wh``). The
+  controller's clock, not the reading's timestamp: bridged readings are stamped on arrival,
+  with jitter, and a forger picks his;
 - the counter may restart at zero only when the device says so by raising its counter
   ``epoch`` (a reboot or counter reset); a drop without it is ``unflagged_reset``, an epoch
   going backwards ``old_epoch``;
@@ -18,9 +22,9 @@ reading idempotent and bounded (docs/devices.md, "Plausibility"):
   reading, booking nothing: a device whose counter truly moved recovers, and nothing is
   booked twice.
 
-Because every accepted reading moves the device's clock forward and books at most the bound
-of the time it covers, the energy booked over any span is at most ``max_power x (span +
-max_skew) x margin`` plus ``slack_wh`` per reading, whatever is forged.
+Because the allowance refills only with the controller's time, the energy booked for a
+device over any span is at most ``max_power x margin x (span + burst_s)`` plus ``slack_wh``
+per reading, whatever is forged.
 """
 
 from __future__ import annotations
@@ -40,13 +44,18 @@ class MeterBook:
 
     def __init__(self, device_ids: list[str], max_power_w: np.ndarray | None = None,
                  margin: float = 1.5, max_skew_s: float = 60.0, slack_wh: float = 1.0,
-                 resync_after: int = 3) -> None:
+                 resync_after: int = 3, burst_s: float | None = None) -> None:
         n = len(device_ids)
         self.device_ids = device_ids
         self.index = {d: i for i, d in enumerate(device_ids)}
-        # Wh per second of elapsed time a device may book (inf: no device table, no bound)
+        # Wh per second a device may book (inf: no device table, no bound), its allowance
         self.wh_per_s = ([math.inf] * n if max_power_w is None
                          else [float(p) * margin / 3600.0 for p in max_power_w])
+        # the allowance holds burst_s seconds' worth (default max_skew_s): at least a metering
+        # interval, so that one reading's worth always fits
+        self.cap_wh = [rate * (burst_s or max_skew_s) for rate in self.wh_per_s]
+        self.allow_wh = list(self.cap_wh)
+        self.allow_ts: list[float | None] = [None] * n
         self.max_skew_s, self.slack_wh, self.resync_after = max_skew_s, slack_wh, resync_after
         self.round_start_ts = 0.0
         self.last_ts = [-math.inf] * n  # newest reading accepted, per device
@@ -125,8 +134,16 @@ class MeterBook:
             delta = r.energy_wh - prev
             if delta < 0:
                 return self._strike(i, r, "unflagged_reset")
-        if delta > self.wh_per_s[i] * (ts - self.last_ts[i]) + self.slack_wh:
+        t = ts if now is None else now
+        last_t = self.allow_ts[i]
+        allow = self.allow_wh[i]
+        if last_t is not None and t > last_t:
+            allow = min(self.cap_wh[i], allow + self.wh_per_s[i] * (t - last_t))
+        self.allow_ts[i] = t if last_t is None or t > last_t else last_t
+        self.allow_wh[i] = allow
+        if delta > allow + self.slack_wh:
             return self._strike(i, r, "implausible")
+        self.allow_wh[i] = max(0.0, allow - delta)
         if epoch > self.last_epoch[i]:
             self.counts["counter_reset"] += 1
             self.last_epoch[i] = epoch
