@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+# typer >= 0.20 vendors click: its usage errors are these classes, not the click package's
+from typer._click import exceptions as click_errors
+
 from lastwatt.config import Config, load_config
 from lastwatt.errors import InputError
 
@@ -61,17 +64,30 @@ def run(
     report: Annotated[bool, typer.Option(help="write the PNG report into the run folder")]
     = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
+    resume: Annotated[Path | None, typer.Option(
+        help="continue this interrupted run folder from its last checkpoint")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(
+        help="override `output.checkpoint_rounds`")] = None,
 ) -> None:
     """Run a scenario (default: the seed's village for one simulated year, mock devices)."""
     _positive("rounds", rounds)
     _positive("speed", speed)
+    _positive("checkpoint-every", checkpoint_every)
     if fmt is not None and fmt not in ("parquet", "csv"):
         raise InputError("--format", f"must be parquet or csv, got {fmt!r}")
-    cfg = _load(config, rounds=rounds, seed=seed, **{
-        "output.format": fmt, "time.speed": speed, "time.realtime": realtime or None,
-    })
-    from lastwatt.simulation import run_simulation
+    if resume is not None:
+        cfg, out = _resumed_config(resume, config, rounds, seed, fmt, checkpoint_every, out)
+    else:
+        cfg = _load(config, rounds=rounds, seed=seed, **{
+            "output.format": fmt, "time.speed": speed, "time.realtime": realtime or None,
+            "output.checkpoint_rounds": checkpoint_every,
+        })
+    from lastwatt.signals import terminate_as_interrupt
+    from lastwatt.simulation import run_id_of, run_simulation
+    from lastwatt.sizing import check_run_size
 
+    check_run_size(cfg)
     out_dir = out or cfg.output.dir
     recorders, transport = [], None
     if influx:
@@ -85,9 +101,20 @@ def run(
         from lastwatt.transport.mqtt import make_mqtt_transport
 
         transport = make_mqtt_transport(mqtt, cfg.mqtt, cfg.site, _device_ids(cfg, device_table))
-    with _progress(cfg.rounds, quiet) as tick:
-        output = run_simulation(cfg, out_dir, recorders, transport, progress=tick,
-                                settle_grace_s=0.5 if mqtt else 0.0)
+    try:
+        with terminate_as_interrupt(), _progress(cfg.rounds, quiet) as tick:
+            output = run_simulation(cfg, out_dir, recorders, transport, progress=tick,
+                                    settle_grace_s=0.5 if mqtt else 0.0, overwrite=overwrite,
+                                    resume=resume is not None)
+    except KeyboardInterrupt:
+        from lastwatt.signals import ignore_further
+
+        ignore_further()  # the folder is finished: a late second Ctrl-C only exits
+        run_dir = Path(out_dir) / run_id_of(cfg)
+        err_console.print(f"interrupted: {run_dir} holds the rounds done; continue with "
+                          f"`lastwatt run --resume {run_dir}`", markup=False, highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(130) from None
     _print_summary(output.summary)
     for sink in recorders:
         console.print(f"influx: {sink.stats}")  # written / spooled / flushed / dropped
@@ -119,6 +146,26 @@ def _print_influx_links(sink: Any, grafana: str | None, site: str,
         t0, t1 = sink.time_range_ms
         url = run_url(grafana, site, summary["run_id"], (t0, t1), (t1 - t0) // rounds)
         console.print(f"grafana: {url}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _resumed_config(run_dir: Path, config: Path | None, *given: Any) -> tuple[Config, Path]:
+    """The config recorded in an interrupted run folder; it must not be changed on resume."""
+    import json
+
+    from lastwatt.config import validate_config
+
+    if config is not None or any(v is not None for v in given[:-1]):
+        raise InputError("--resume", "takes the config from the run folder",
+                         "drop the config file and --rounds/--seed/--format/--checkpoint-every")
+    path = run_dir / "run.json"
+    try:
+        recorded = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"--resume {run_dir}", "no readable run.json with a config",
+                         "give a run folder written by `lastwatt run`") from None
+    if given[-1] is not None:
+        raise InputError("--out", "not used with --resume", "the run folder is given already")
+    return validate_config(recorded, source=str(path)), run_dir.parent
 
 
 def _device_ids(cfg: Config, device_table: Any) -> list[str]:
@@ -169,9 +216,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @app.command()
 def check(config: Annotated[Path, typer.Argument(help="TOML config to validate")]) -> None:
     """Validate a config and print what it describes."""
+    from lastwatt.sizing import check_run_size
     from lastwatt.weather import describe_weather
 
     cfg = load_config(config)
+    check_run_size(cfg)
     table = Table(title=f"{config}: valid", show_header=False)
     b, p = cfg.businesses, cfg.population
     rows = {
@@ -252,14 +301,30 @@ from lastwatt.cli_devices import devices  # noqa: E402 - registered after the co
 app.command()(devices)
 
 
+def _one_line(message: str) -> None:
+    err_console.print(f"error: {' '.join(message.split())}", markup=False, highlight=False,
+                      soft_wrap=True)
+
+
 def main() -> None:
     """The ``lastwatt`` entry point: user errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app()
+        # not standalone: click's usage errors come here and become one line, not a block
+        code = app(standalone_mode=False)
     except InputError as err:
-        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        _one_line(str(err))
         sys.exit(2)
+    except click_errors.NoArgsIsHelpError as err:
+        console.print(err.ctx.get_help() if err.ctx else "")
+        sys.exit(0)
+    except click_errors.UsageError as err:
+        where = f"{err.ctx.command_path}: " if err.ctx else ""
+        _one_line(where + err.format_message())
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,10 @@ def devices(
     if latency_s < 0 or (connections is not None and connections < 0):
         raise InputError("--latency-s/--connections", "must be >= 0")
     parse_broker_url(mqtt)
+    if count is not None:
+        from lastwatt.sizing import check_fleet_size
+
+        check_fleet_size(count)
     cfg = load_config(config)
     overrides: dict[str, object] = {"latency_s": latency_s, "connections": connections}
     if telemetry_s is not None:

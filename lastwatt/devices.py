@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -25,14 +26,28 @@ CYCLE_PERIOD_S = 600.0  # on/off cycling load: 10 min period, half of it at 20 %
 Profile = Callable[[float], float]  # seconds since the round started -> share of max draw
 
 
+def _constant(t: float) -> float:
+    return 1.0
+
+
+def _ramp(round_s: float, t: float) -> float:
+    return 0.5 + 0.5 * min(t / round_s, 1.0)
+
+
+def _cycle(t: float) -> float:
+    return 1.0 if (t % CYCLE_PERIOD_S) < CYCLE_PERIOD_S / 2 else 0.2
+
+
 def profile_fn(name: str, round_s: float) -> Profile:
-    """Within-round load shape: ``constant``, ``ramp`` (50 % -> 100 %) or ``cycle``."""
+    """Within-round load shape: ``constant``, ``ramp`` (50 % -> 100 %) or ``cycle``.
+
+    Module functions, not lambdas: a device model pickles into a run's checkpoint."""
     if name == "constant":
-        return lambda t: 1.0
+        return _constant
     if name == "ramp":
-        return lambda t: 0.5 + 0.5 * min(t / round_s, 1.0)
+        return partial(_ramp, round_s)
     if name == "cycle":
-        return lambda t: 1.0 if (t % CYCLE_PERIOD_S) < CYCLE_PERIOD_S / 2 else 0.2
+        return _cycle
     raise ValueError(f"unknown load profile {name!r}: use constant, ramp or cycle")
 
 
@@ -104,7 +119,8 @@ class DeviceModel:
             self.round_energy_wh += e
             if now_ts >= valid_until:
                 self.switch(False)
-        return MeterReading(self.device_id, now_ts, self.energy_wh, self.power_w, self.on)
+        return MeterReading(self.device_id, now_ts, self.energy_wh, self.power_w, self.on,
+                            self.counter_resets)  # the counter's epoch: it restarted this often
 
     def reset_counter(self) -> None:
         """A reboot or an EnergyTotal 0: the vendor counter restarts from zero."""

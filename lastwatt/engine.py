@@ -55,11 +55,13 @@ class Clock:
         return max(0.0, time.time() - self.ts()) if self.realtime else 0.0
 
 
-def make_env(cfg: Config) -> simpy.Environment:
+def make_env(cfg: Config, initial_time: float = 0.0) -> simpy.Environment:
+    """``initial_time``: a resumed run starts at its first round's simulated second."""
     if cfg.time.realtime:
         # strict=False: a late round is measured and reported (lag_s), not an exception
-        return simpy.rt.RealtimeEnvironment(factor=1.0 / cfg.time.speed, strict=False)
-    return simpy.Environment()
+        return simpy.rt.RealtimeEnvironment(initial_time, factor=1.0 / cfg.time.speed,
+                                            strict=False)
+    return simpy.Environment(initial_time)
 
 
 @dataclass(slots=True)
@@ -83,7 +85,9 @@ class Engine:
         self.split, self.devices, self.transport, self.record = split, devices, transport, record
         self.settle_grace_s = settle_grace_s
         self.draw_factor = draw_factor  # (R, N) businesses' load profiles; None: flat
-        self.book = MeterBook(devices.ids)
+        skew_s = cfg.devices.max_clock_skew_s
+        self.book = MeterBook(devices.ids, devices.max_power_w, cfg.devices.plausibility_margin,
+                              skew_s, burst_s=skew_s + cfg.time.metering_interval_s / clock.speed)
         self.online = np.zeros(len(devices.ids), dtype=bool)
         self.quota_wh = np.zeros(len(devices.ids))  # current round, physical Wh
         self.switched_off = np.zeros(len(devices.ids), dtype=bool)
@@ -94,11 +98,12 @@ class Engine:
         self.round = -1
         self.max_lag_s = 0.0
         self.unknown = 0
+        self.first_round = 0  # > 0: a resumed run (lastwatt.checkpoint)
 
     # -- inbound ---------------------------------------------------------------------------
     def on_reading(self, r: MeterReading) -> None:
         try:
-            self.book.ingest(r)
+            self.book.ingest(r, self.clock.now_ts())
         except KeyError:
             rejected = self.transport.rejected
             rejected["unknown_device"] = rejected.get("unknown_device", 0) + 1
@@ -111,13 +116,13 @@ class Engine:
     # -- processes -------------------------------------------------------------------------
     def weather_process(self):
         """Hands each round its production (drawn up front, vectorised, from the weather source)."""
-        for k in range(self.cfg.rounds):
+        for k in range(self.first_round, self.cfg.rounds):
             yield self.weather.put((k, float(self.production_wh[k])))
             yield self.env.timeout(self.cfg.time.round_s)
 
     def rounds_process(self):
         round_s = self.cfg.time.round_s
-        for _ in range(self.cfg.rounds):
+        for _ in range(self.first_round, self.cfg.rounds):
             k, production_wh = yield self.weather.get()
             t0 = k * round_s  # the schedule, not env.now: a settle grace must not drift it
             lag = self.clock.lag_s()
@@ -216,6 +221,7 @@ class Engine:
             "metered_wh": float(metered_wh.sum()),
             **out.scalars,
             "lag_s": lag,
+            **{f"rejected_{k}": float(v) for k, v in self.book.round_counts.items()},
         }
         business = {
             "stake_tokens": plan.stake_tokens,
@@ -235,6 +241,7 @@ class Engine:
             "power_w": self.book.power_w.copy(),
             "on": self.book.on.astype(np.int8),
             "online": self.online.astype(np.int8),
+            "rejected_readings": self.book.round_rejected,
         }
         return RoundResult(
             round=k, start_ts=self.clock.ts(t0), end_ts=self.clock.ts(t0 + self.cfg.time.round_s),
@@ -246,7 +253,7 @@ class Engine:
         self.transport.start(self.on_reading, self.on_status)
         if isinstance(self.env, simpy.rt.RealtimeEnvironment):
             self.env.sync()  # connecting is not lag: the wall clock starts now
-            self.clock.origin = time.time()
+            self.clock.origin = time.time() - self.env.now / self.clock.speed
         self.env.process(self.weather_process())
         done = self.env.process(self.rounds_process())
         self.env.run(until=done)

@@ -3,7 +3,8 @@
 One definition each, imported everywhere. They are slotted stdlib dataclasses so the
 headless hot path (a reading per device per metering interval) costs a plain object;
 validation happens only at the wire edge, in :func:`decode`, through a pydantic TypeAdapter
-that checks types and ranges. Times are UTC seconds since the Unix epoch (simulated time is
+that checks types strictly (no string-to-number or string-to-bool coercion) and ranges.
+Times are UTC seconds since the Unix epoch (simulated time is
 mapped onto ``time.start``). The wire format is documented in ``docs/topics.md``.
 """
 
@@ -14,15 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Annotated, Any, Literal, TypeVar, cast
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, Strict, TypeAdapter, ValidationError
 
 VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 4096  # no LastWatt message comes near this; larger ones are rejected unread
 
-Watts = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False)]
-WattHours = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
-Seconds = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
-DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+# Strict: no "100" -> 100.0, "yes" -> True or 1 -> True coercion of what came over the wire
+# (a JSON integer is still a valid float)
+Watts = Annotated[float, Strict(), Field(ge=0, le=10_000_000, allow_inf_nan=False)]
+WattHours = Annotated[float, Strict(), Field(ge=0, le=1e15, allow_inf_nan=False)]
+Seconds = Annotated[float, Strict(), Field(ge=0, le=1e11, allow_inf_nan=False)]
+DeviceId = Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Flag = Annotated[bool, Strict()]
+Count = Annotated[int, Strict(), Field(ge=0, le=2**53)]
 
 
 @dataclass(slots=True, frozen=True)
@@ -30,8 +35,8 @@ class Setpoint:
     """Controller -> device: the plan for one round."""
 
     device: DeviceId
-    round: Annotated[int, Field(ge=0)]
-    on: bool
+    round: Count
+    on: Flag
     power_w: Watts
     quota_wh: WattHours
     valid_until: Seconds  # the device switches itself off after this (failsafe)
@@ -44,9 +49,12 @@ class MeterReading:
 
     device: DeviceId
     ts: Seconds
-    energy_wh: WattHours  # monotonic total since the device was first seen
+    energy_wh: WattHours  # monotonic total within one counter epoch
     power_w: Watts
-    on: bool
+    on: Flag
+    # raised by the device each time its counter restarts at zero (reboot, counter reset):
+    # the only way a lower counter is accepted (see lastwatt.meters)
+    epoch: Count = 0
     v: Literal[1] = VERSION
 
 
@@ -55,7 +63,7 @@ class DeviceStatus:
     """Device availability (also its MQTT Last Will)."""
 
     device: DeviceId
-    online: bool
+    online: Flag
     ts: Seconds = 0.0
     v: Literal[1] = VERSION
 
@@ -64,12 +72,12 @@ class DeviceStatus:
 class RoundInfo:
     """Controller -> everyone: what this round is."""
 
-    round: Annotated[int, Field(ge=0)]
+    round: Count
     start: Seconds
     end: Seconds
     production_wh: WattHours
     business_pool_wh: WattHours
-    selected: list[int] = field(default_factory=list)
+    selected: list[Count] = field(default_factory=list)
     v: Literal[1] = VERSION
 
 
@@ -128,7 +136,7 @@ def decode(cls: type[M], payload: bytes | str) -> M:
     if data.get("v", VERSION) != VERSION:
         raise MessageError("version", f"v={data.get('v')!r}, this controller speaks v={VERSION}")
     try:
-        return cast(M, _ADAPTERS[cls].validate_python(data, strict=False))
+        return cast(M, _ADAPTERS[cls].validate_python(data))
     except ValidationError as err:
         first = err.errors()[0]
         kind = "range" if first["type"] in _RANGE_ERRORS else "schema"

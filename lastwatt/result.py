@@ -42,6 +42,12 @@ ROUND_FIELDS: tuple[str, ...] = (
     "slashed_tokens",
     "minted_tokens",
     "lag_s",  # real time: how far the round started behind the wall clock
+    # meter readings rejected in this round, by reason (lastwatt.meters)
+    "rejected_future",
+    "rejected_past",
+    "rejected_implausible",
+    "rejected_unflagged_reset",
+    "rejected_old_epoch",
 )
 
 BUSINESS_FIELDS: tuple[str, ...] = (
@@ -72,6 +78,7 @@ DEVICE_FIELDS: tuple[str, ...] = (
     "power_w",  # last metered power
     "on",
     "online",
+    "rejected_readings",  # meter readings of this device rejected in this round
 )
 
 STAKER_FIELDS: tuple[str, ...] = (

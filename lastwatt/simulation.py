@@ -20,16 +20,18 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from lastwatt import __version__
+from lastwatt import __version__, checkpoint
 from lastwatt.config import Config
 from lastwatt.demand import business_load_factor, demand_series
 from lastwatt.devices import DeviceModel, profile_fn
 from lastwatt.engine import Clock, Devices, Engine, make_env
+from lastwatt.errors import InputError
 from lastwatt.model.market import Market
 from lastwatt.model.split import split_energy
 from lastwatt.result import RoundResult, RunMeta
 from lastwatt.rng import streams
-from lastwatt.storage.files import FileRecorder
+from lastwatt.signals import deferred
+from lastwatt.storage.files import FileRecorder, prepare_run_dir
 from lastwatt.storage.recorder import Recorder, Recorders
 from lastwatt.summary import summarise
 from lastwatt.transport.base import Transport
@@ -79,14 +81,17 @@ def device_table(cfg: Config, max_power_w: np.ndarray) -> tuple[Devices, dict[st
 
 
 def mock_transport(cfg: Config, env: simpy.Environment, clock: Clock, devices: Devices,
-                   rng: np.random.Generator, load: np.ndarray) -> MemoryTransport:
-    """In-process mock devices; ``load`` (R, N) is each business's draw per round."""
+                   rng: np.random.Generator, load: np.ndarray, start: bool = True
+                   ) -> MemoryTransport:
+    """In-process mock devices; ``load`` (R, N) is each business's draw per round.
+
+    ``start=False``: their processes are started by a checkpoint's restore."""
     profile = profile_fn(cfg.devices.profile, cfg.time.round_s)
     mocks = [
         MockDevice(
             env,
             DeviceModel(d, float(devices.max_power_w[i]), profile, rng, cfg.devices.noise_sd),
-            clock.now_ts, cfg.time.metering_interval_s, load[:, devices.business[i]],
+            clock.now_ts, cfg.time.metering_interval_s, load[:, devices.business[i]], start,
         )
         for i, d in enumerate(devices.ids)
     ]
@@ -100,36 +105,61 @@ def run_simulation(
     transport: Transport | None = None,
     progress: Callable[[RoundResult], None] | None = None,
     settle_grace_s: float = 0.0,
+    overwrite: bool = False,
+    resume: bool = False,
 ) -> RunOutput:
-    """Run ``cfg`` to the end. With ``out_dir`` the run folder is ``out_dir/<run id>``."""
+    """Run ``cfg`` to the end. With ``out_dir`` the run folder is ``out_dir/<run id>``.
+
+    An existing run folder is an error unless ``overwrite`` (replace it) or ``resume``
+    (continue it from its last checkpoint; tables identical to an uninterrupted run)."""
     wall0 = time.perf_counter()
+    run_id = run_id_of(cfg)
+    run_dir = Path(out_dir) / run_id if out_dir is not None else None
+    cp = None
+    if run_dir is not None:
+        if resume:
+            cp = _resumable(run_dir, run_id)
+        else:
+            prepare_run_dir(run_dir, overwrite)  # before any work: a bad --out fails at once
+    first = cp.rounds if cp is not None else 0
     rs = streams(cfg.seed)
     production_wh = production_series(cfg, rs.weather)
     demand = demand_series(cfg, rs.demand)
     round_h = cfg.time.round_s / 3600.0
     split = split_energy(production_wh, demand.community_wh, demand.household_wh,
                          cfg.demand.reserve_fraction, cfg.demand.reserve_w * round_h)
-    market = Market(cfg, rs)
+    market = cp.market if cp is not None else Market(cfg, rs)
     devices, dialects = device_table(cfg, market.max_power_w)
-    env = make_env(cfg)
+    env = make_env(cfg, first * cfg.time.round_s)
     clock = Clock(env, cfg.time.start.timestamp(), cfg.time.realtime, cfg.time.speed)
     load = business_load_factor(cfg)  # (R, N): what each business can draw, per round
-    transport = transport or mock_transport(cfg, env, clock, devices, rs.devices, load)
+    transport = transport or mock_transport(cfg, env, clock, devices, rs.devices, load,
+                                            start=cp is None)
 
-    run_id = run_id_of(cfg)
-    run_dir = Path(out_dir) / run_id if out_dir is not None else None
     files = FileRecorder(run_dir, cfg.output.format)  # in memory only when run_dir is None
     sinks = Recorders([files, *recorders])
-    sinks.open(RunMeta(run_id, cfg.site, cfg.scenario, cfg.seed, market.business_names,
-                       market.policy_names, dialects, cfg.model_dump(mode="json")))
+    meta = RunMeta(run_id, cfg.site, cfg.scenario, cfg.seed, market.business_names,
+                   market.policy_names, dialects, cfg.model_dump(mode="json"))
+    files.open(meta, first)
+    for sink in recorders:
+        sink.open(meta)
+    every = cfg.output.checkpoint_rounds
 
     def record(result: RoundResult) -> None:
         sinks.record(result)
+        done = result.round + 1
+        if run_dir is not None and done % every == 0 and done < cfg.rounds:
+            with deferred(reraise=True):  # a signal lands after the checkpoint, not inside
+                files.flush()
+                checkpoint.save(run_dir, run_id, done, engine)
+                files.write_run_json("running", done)
         if progress is not None:
             progress(result)
 
     engine = Engine(cfg, env, clock, market, production_wh, split, devices, transport, record,
                     settle_grace_s, None if np.all(load == 1.0) else load)
+    if cp is not None:
+        checkpoint.restore(engine, cp)
     error: BaseException | None = None
     try:
         engine.run()
@@ -137,16 +167,32 @@ def run_simulation(
         error = err
         raise
     finally:
-        transport.close()
-        stakers = market.stakers_table()
-        tables = files.build_tables(stakers)
-        summary = summarise(tables["rounds"], tables["stakers"])
-        summary.update(
-            version=__version__, run_id=run_id, seed=cfg.seed,
-            rounds_completed=len(tables["rounds"]), rounds_configured=cfg.rounds,
-            wall_time_s=round(time.perf_counter() - wall0, 3), max_lag_s=engine.max_lag_s,
-            rejected=dict(transport.rejected), meter=dict(engine.book.counts),
-            error=None if error is None else f"{type(error).__name__}: {error}",
-        )
-        sinks.close(summary, stakers)
+        with deferred():  # a second signal must not tear the folder half-written
+            transport.close()
+            stakers = market.stakers_table()
+            tables = files.build_tables(stakers)
+            summary = summarise(tables["rounds"], tables["stakers"])
+            summary.update(
+                version=__version__, run_id=run_id, seed=cfg.seed,
+                rounds_completed=len(tables["rounds"]), rounds_configured=cfg.rounds,
+                wall_time_s=round(time.perf_counter() - wall0, 3), max_lag_s=engine.max_lag_s,
+                rejected=dict(transport.rejected), meter=dict(engine.book.counts),
+                error=None if error is None else f"{type(error).__name__}: {error}",
+            )
+            if cp is not None:
+                summary["resumed_from_round"] = first
+            sinks.close(summary, stakers)
+            if run_dir is not None and len(tables["rounds"]) == cfg.rounds:
+                (run_dir / checkpoint.CHECKPOINT).unlink(missing_ok=True)
     return RunOutput(run_dir, summary, files.tables)
+
+
+def _resumable(run_dir: Path, run_id: str) -> checkpoint.Checkpoint | None:
+    fix = "give a run folder of an interrupted `lastwatt run`"
+    if not (run_dir / "run.json").is_file():
+        raise InputError(f"--resume {run_dir}", "no run.json: not a run folder", fix)
+    status = json.loads((run_dir / "run.json").read_text()).get("status")
+    if status == "complete":
+        raise InputError(f"--resume {run_dir}", "the run is complete, nothing to resume",
+                         "use --overwrite to run it again")
+    return checkpoint.load(run_dir, run_id)

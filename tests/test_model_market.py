@@ -16,7 +16,7 @@ QUALITIES = [9.0, 6.0, 2.0, -3.0, -8.0, 4.0]
 OUTCOME_SCALARS = set(ROUND_FIELDS) - {
     "production_wh", "community_wh", "household_wh", "reserve_wh", "business_pool_wh",
     "unserved_community_wh", "unserved_household_wh", "planned_wh", "metered_wh", "lag_s",
-}  # fmt: skip
+} - {f for f in ROUND_FIELDS if f.startswith("rejected_")}  # fmt: skip (meter book's)
 
 
 def small_config(**overrides) -> Config:

@@ -104,3 +104,58 @@ def test_ten_thousand_malformed_payloads_are_counted_by_kind_and_the_loop_lives(
     finally:
         fuzzer.stop()
         ctl.transport.close()
+
+
+# -- forged but well-formed readings: parse fine, must not book beyond the physical bound -----
+MAX_W, MARGIN, SKEW_S, SLACK_WH = 1000.0, 1.5, 60.0, 1.0
+
+
+def _attacks(t0: float) -> dict[str, list[MeterReading]]:
+    """Each attack of issue 14, interleaved with an honest device's readings (10 Wh/min)."""
+    forged: dict[str, list[MeterReading]] = {
+        "future": [MeterReading("d1", t0 + 1e6, 5.0, 1.0, True)],
+        "fake_reset": [MeterReading("d1", t0 + 90 + k, 0.5, 1.0, True) for k in range(3)],
+        "huge_jump": [MeterReading("d1", t0 + 150, 1e9, 1.0, True)],
+        # repeated declared resets, as on a business planned 0 (its device is off)
+        "resets_on_unplanned": [MeterReading("d2", t0 + 15 * k, 50.0, 1.0, True, 100 + k)
+                                for k in range(1, 20)],
+    }
+    return forged
+
+
+def test_forged_well_formed_readings_book_nothing_beyond_the_plausibility_bound(mosquitto):
+    from lastwatt.meters import MeterBook
+
+    url = url_of(mosquitto)
+    ctl = Controller(url, ["d1", "d2"]).start()
+    pub = MqttClient(url, FAST, "forger").start()
+    t0 = 1_000_000.0
+    honest = [MeterReading("d1", t0 + 60 * k, 100.0 + 10.0 * k, 600.0, True) for k in range(6)]
+    honest += [MeterReading("d2", t0, 0.0, 0.0, False)]
+    forged = _attacks(t0)
+    n_forged = sum(len(v) for v in forged.values())
+    try:
+        for r in honest[:1] + honest[-1:]:  # baselines first
+            pub.publish(topics.meter_topic(SITE, r.device), encode(r))
+        for r in [x for v in forged.values() for x in v] + honest[1:-1]:
+            pub.publish(topics.meter_topic(SITE, r.device), encode(r))
+        ctl.drain_until(lambda: len(ctl.readings) >= len(honest) + n_forged, timeout_s=30)
+    finally:
+        pub.stop()
+        ctl.transport.close()
+    assert len(ctl.readings) == len(honest) + n_forged  # well-formed: all of them parse
+    book = MeterBook(["d1", "d2"], np.array([MAX_W, MAX_W]), MARGIN, SKEW_S, SLACK_WH)
+    book.open_round(t0)
+    span_s = 300.0
+    for r in ctl.readings:  # in arrival order, the controller's clock at the end of the span
+        book.ingest(r, now=t0 + span_s)
+    bound_wh = MAX_W * MARGIN * (span_s + SKEW_S) / 3600.0 + SLACK_WH * len(ctl.readings)
+    # the honest device drew 50 Wh; forgeries may add at most the physical bound, not 1e9
+    assert book.round_wh[0] <= 50.0 + bound_wh
+    assert book.round_wh[1] <= bound_wh
+    assert book.counts["future"] == 1
+    assert book.counts["implausible"] >= 1  # the huge jump (and the over-bound resets)
+    assert book.counts["unflagged_reset"] >= 1  # the fake reset to 0.5 Wh
+    rejected = sum(book.counts[k] for k in ("future", "past", "implausible", "unflagged_reset",
+                                             "old_epoch", "duplicate"))
+    assert rejected >= 5

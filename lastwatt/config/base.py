@@ -17,7 +17,8 @@ M = TypeVar("M", bound=BaseModel)
 
 class Section(BaseModel):
     """Base of every config section: frozen; an unknown key is an error, not a silent default."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: inf/nan (TOML has both) is never a meaningful size, share or power
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def read_toml(path: Path, what: str = "config") -> dict[str, Any]:

@@ -166,12 +166,32 @@ class DevicesConfig(Section):
     profile: Literal["constant", "ramp", "cycle"] = "constant"
     noise_sd: float = Field(0.02, ge=0, le=1, description="metering noise, relative")
     map: list[DeviceEntry] = Field(default_factory=list, description="explicit device mapping")
+    plausibility_margin: float = Field(
+        1.5, ge=1, le=100, description="a reading may book at most max power x elapsed x this"
+    )
+    max_clock_skew_s: float = Field(
+        60.0, gt=0, le=86_400, description="readings further ahead of the controller's clock "
+        "(or behind the open round) are rejected"
+    )
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> DevicesConfig:
+        seen: set[str] = set()
+        for i, d in enumerate(self.map):
+            if d.id in seen:
+                raise ValueError(f"map[{i}].id={d.id!r} is a duplicate; device ids must be unique")
+            seen.add(d.id)
+        return self
 
 
 class OutputConfig(Section):
     """Run folder location and table format."""
     format: Literal["parquet", "csv"] = "parquet"
     dir: Path = Path("runs")
+    checkpoint_rounds: int = Field(
+        168, ge=1, le=1_000_000, description="rounds between checkpoints (journal flush, "
+        "resumable state, run.json)"
+    )
 
 
 class Config(Section):

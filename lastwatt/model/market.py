@@ -195,6 +195,13 @@ class Market:
             self._cap_round_s = round_s
         return self._cap_wh
 
+    def __getstate__(self) -> dict:
+        """Pickled into a run's checkpoint: a holdings measurement in flight is finished."""
+        state = self.__dict__.copy()
+        if isinstance(state["_holdings"], Future):
+            state["_holdings"] = parallel.collect(state["_holdings"], self._measure_holdings)
+        return state
+
     def _measure_holdings(self) -> _Holdings:
         supply = float(self._wealth.sum())
         gini_ = gini(self._wealth, self._sort_work, supply)

@@ -21,7 +21,7 @@ from lastwatt.transport.base import OnReading, OnStatus
 class MockDevice:
     def __init__(
         self, env: simpy.Environment, model: DeviceModel, now_ts: Callable[[], float],
-        interval_s: float, load_factor: np.ndarray,
+        interval_s: float, load_factor: np.ndarray, start: bool = True,
     ) -> None:
         self.env = env
         self.model = model
@@ -30,7 +30,13 @@ class MockDevice:
         self.load_factor = load_factor  # (rounds,): this business's draw per round
         self.report: OnReading = lambda r: None
         self._wake = env.event()
-        env.process(self._run())
+        if start:  # else resume() starts it from a checkpoint (lastwatt.checkpoint)
+            self.process = env.process(self._run())
+
+    def resume(self, model: DeviceModel, next_tick: float | None) -> None:
+        """Continue from a checkpoint: this model, its next metering tick (None: asleep)."""
+        self.model = model
+        self.process = self.env.process(self._run(next_tick))
 
     def deliver(self, sp: Setpoint) -> None:
         lf = float(self.load_factor[sp.round]) if sp.round < len(self.load_factor) else None
@@ -39,10 +45,13 @@ class MockDevice:
         if self.model.on and not self._wake.triggered:
             self._wake.succeed()
 
-    def _run(self):
+    def _run(self, next_tick: float | None = None):
         # the body first runs when the environment does, after start() wired self.report
         model, timeout, interval = self.model, self.env.timeout, self.interval_s
         now_ts, report, advance = self.now_ts, self.report, model.advance
+        if next_tick is not None:
+            yield timeout(next_tick - self.env.now)
+            report(advance(now_ts()))
         while True:
             if not model.on:
                 self._wake = self.env.event()

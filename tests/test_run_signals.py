@@ -1,0 +1,109 @@
+"""A default-year `lastwatt run` stopped by SIGTERM, SIGKILL or a double SIGINT at seeded random
+instants leaves a folder that `lastwatt report` reads, holding a prefix of the uninterrupted
+run; `--resume` after SIGKILL gives byte-identical tables.
+
+One uninterrupted reference run (through the CLI, so the run id is the same) serves every
+case. LASTWATT_SIGNAL_INSTANTS sets the instants per signal: 8 by default to keep the suite short
+(~1 s of CPU each), 20 for the acceptance run of issue 14.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lastwatt.report import load_run
+from lastwatt.storage.files import TABLES
+
+INSTANTS = int(os.environ.get("LASTWATT_SIGNAL_INSTANTS", "8"))
+CMD = [sys.executable, "-m", "lastwatt.cli", "run", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref")
+    subprocess.run([*CMD, "--out", str(out)], check=True, capture_output=True, timeout=600)
+    [run_dir] = out.iterdir()
+    return run_dir
+
+
+def _start(out: Path) -> subprocess.Popen:
+    return subprocess.Popen([*CMD, "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_first_rounds(proc: subprocess.Popen, out: Path) -> None:
+    """Until some rounds are journalled (before that the folder has none to show)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(p.stat().st_size > 0 for p in out.glob("*/journal/rounds.arrows")):
+            return
+        time.sleep(0.02)
+
+
+def _assert_prefix(run_dir: Path, reference: Path) -> int:
+    got = load_run(run_dir)  # what `lastwatt report` reads
+    ref = load_run(reference)
+    n = len(got.rounds)
+    assert 0 < n <= len(ref.rounds)
+    for name in ("rounds", "businesses", "policies"):
+        a, b = getattr(got, name), getattr(ref, name)
+        b = b[b["round"] < n].reset_index(drop=True)
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b, check_dtype=False)
+    return n
+
+
+def _stop(out: Path, how: str, delay_s: float) -> subprocess.Popen:
+    proc = _start(out)
+    _wait_for_first_rounds(proc, out)
+    time.sleep(delay_s)
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    elif how == "sigkill":
+        proc.kill()
+    else:  # a second Ctrl-C while the first is being handled
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.1 + 0.3 * (delay_s % 1.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=300)
+    return proc
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill", "double_sigint"])
+def test_signal_at_random_instants_leaves_a_readable_prefix(tmp_path, reference, how):
+    rng = np.random.default_rng({"sigterm": 1, "sigkill": 2, "double_sigint": 3}[how])
+    prefixes = []
+    for j, delay in enumerate(rng.uniform(0.0, 3.0, INSTANTS)):
+        out = tmp_path / f"{j}"
+        proc = _stop(out, how, float(delay))
+        if how != "sigkill":
+            assert "Traceback" not in proc.stderr.read()
+        [run_dir] = out.iterdir()
+        prefixes.append(_assert_prefix(run_dir, reference))
+    # the folder of a run ended by a signal is also what the CLI reports from
+    report = subprocess.run([sys.executable, "-m", "lastwatt.cli", "report", str(run_dir)],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert len(set(prefixes)) > 1  # the instants really differ
+
+
+def test_resume_after_sigkill_gives_byte_identical_tables(tmp_path, reference):
+    out = tmp_path / "killed"
+    _stop(out, "sigkill", 1.5)
+    [run_dir] = out.iterdir()
+    assert run_dir.name == reference.name
+    proc = subprocess.run([*CMD, "--resume", str(run_dir)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for name in TABLES:
+        f = f"{name}.parquet"
+        assert (run_dir / f).read_bytes() == (reference / f).read_bytes(), name
