@@ -25,6 +25,8 @@ consideration set, :mod:`lastwatt.model.agents`), so it batches over stakers (an
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from lastwatt.model import agents
@@ -89,15 +91,15 @@ def q_choice(
 ) -> np.ndarray:
     """Candidate rows (S,): epsilon-greedy on the values, exact ties to the best rating."""
     rows = np.argmax(value + TIE_BREAK * belief, axis=0)
-    explore = rng.random(value.shape[1], dtype=np.float32) < epsilon
-    rows[explore] = rng.integers(0, value.shape[0], size=int(explore.sum()))
+    explore = np.less(rng.random(value.shape[1], dtype=np.float32), epsilon)
+    rows[explore] = rng.integers(0, value.shape[0], size=np.count_nonzero(explore))
     return rows
 
 
 class Learner:
     """State of one learning policy's block of stakers, (c, S_block)."""
 
-    def __init__(self, kind: str, params: object, n_candidates: int, n_stakers: int) -> None:
+    def __init__(self, kind: str, params: Any, n_candidates: int, n_stakers: int) -> None:
         self.kind, self.params = kind, params
         self.value = np.zeros((n_candidates, n_stakers))  # A (ewa) or Q (q_learning)
         self.experience = np.zeros(n_stakers)  # N of ewa (unused by q_learning)

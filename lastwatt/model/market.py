@@ -167,8 +167,9 @@ class Market:
         # per-round buffers and caches: plan() fills them, the following settle() reads them
         self._abstain = self._no_abstain = np.zeros(pop.households, dtype=bool)  # never written
         self._abstain_buffer = np.zeros(pop.households, dtype=bool)
+        by_policy: dict[str, float] = dict(pop.abstain_by_policy)
         self._abstain_threshold = self._stakers_per_policy_values(
-            [pop.abstain_by_policy.get(name, pop.abstain_probability) for name in self.policy_names]
+            [by_policy.get(name, pop.abstain_probability) for name in self.policy_names]
         )
         self._staker_stake = np.zeros(pop.households)  # 0 for abstaining / unbonding stakers
         self._sort_work = np.empty(pop.households)
@@ -181,7 +182,7 @@ class Market:
         self._cap_wh = np.zeros(biz.count)
         self._cap_round_s = math.nan
 
-    def _stakers_per_policy_values(self, values: list[float]) -> np.ndarray | float:
+    def _stakers_per_policy_values(self, values: list[float]) -> np.ndarray | np.floating:
         """One value per policy -> (S,) per staker; a scalar when all policies agree."""
         if len(set(values)) <= 1:
             return np.float32(values[0] if values else 0.0)
