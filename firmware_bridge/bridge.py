@@ -12,6 +12,11 @@ delay, and at ``valid_until`` even when the bridge is gone. As a backstop the br
 a plug off when the energy metered since the round's first setpoint reaches ``quota_wh`` and
 when ``valid_until`` passes. A plug whose timer stopped it early (its draw fell) is read
 and switched on again while quota is left.
+
+Final reads, quota polls, the off-timer capability check and the bridge's own birth / Last
+Will live in :mod:`firmware_bridge.readout`. The bridge keeps no MQTT session and sends
+nothing while disconnected: after a reconnect the retained setpoints give each device its
+current state once, never a backlog.
 """
 
 from __future__ import annotations
@@ -27,14 +32,15 @@ from typing import Any
 from firmware_bridge.connection import Connect
 from firmware_bridge.counters import MonotonicCounter
 from firmware_bridge.dialects import DIALECTS, Dialect, DialectError
-from firmware_bridge.dialects.base import Counter, Event, Online, Switched
+from firmware_bridge.dialects.base import Capability, Counter, Event, Online, Switched
 from firmware_bridge.homeassistant import Discovery
+from firmware_bridge.readout import ReadoutMixin
 from firmware_bridge.worker import Clock, Worker
 from lastwatt.config import DeviceEntry
 from lastwatt.config.bridge import BridgeConfig
 from lastwatt.config.mqtt import resolve_broker
 from lastwatt.errors import ConfigError
-from lastwatt.messages import DeviceStatus, MessageError, MeterReading, Setpoint, decode, encode
+from lastwatt.messages import MessageError, MeterReading, Setpoint, decode, encode
 from lastwatt.transport import topics
 from lastwatt.transport.mqtt import RateLimitedLog
 from lastwatt.transport.mqtt_client import Inbound, MqttClient
@@ -61,6 +67,7 @@ class DeviceState:
     topic: str
     counter: MonotonicCounter
     round: int = -1
+    epoch: int = 0  # the run of ``round`` (Setpoint.epoch)
     round_start_wh: float | None = None  # native energy when the round's first setpoint came
     quota_wh: float = math.inf
     valid_until: float = 0.0
@@ -76,6 +83,10 @@ class DeviceState:
     last_counter_ts: float = field(default=-math.inf)
     last_sent_ts: float = field(default=-math.inf)
     last_sent: tuple[float, float, bool] | None = None
+    off_timer: bool | None = None  # PulseTime / toggle_after, as the device's answers say
+    read_pending: bool = False  # a final read was asked: publish its answer whatever it says
+    poll_gen: int = 0  # the newest scheduled quota poll; older ones lapse
+    applied: Setpoint | None = None  # the last setpoint taken
 
     def round_energy_wh(self) -> float:
         if self.round_start_wh is None:
@@ -97,7 +108,7 @@ def make_dialects(cfg: BridgeConfig) -> dict[str, Dialect]:
             for name, device_topics in by_dialect.items()}
 
 
-class Bridge:
+class Bridge(ReadoutMixin):
     """``Bridge(cfg).start()`` connects and serves in a thread; ``stop()`` leaves cleanly.
 
     ``clock`` (epoch seconds) stamps readings, is what ``valid_until`` is compared with and
@@ -126,17 +137,25 @@ class Bridge:
         # one handler per event type: a new event is a method and a line here
         self.handlers: dict[type, Callable[[DeviceState, Any], None]] = {
             Counter: self._on_counter, Switched: self._on_switched, Online: self._on_online,
+            Capability: self._on_capability,
         }
         self.rejected: Tally[str] = Tally()
         self.counts: Tally[str] = Tally()
         self._log = RateLimitedLog(log, cfg.mqtt.log_interval_s)
         self.worker = Worker(self._on_message, f"bridge-{cfg.site}", clock)
-        subs = [topics.all_setpoints_pattern(cfg.site), *self.routes]
+        self.bridge_id = cfg.resolved_client_id()
+        self._latest: dict[str, Setpoint] = {}  # setpoints not yet applied, newest per device
+        subs = [topics.all_setpoints_pattern(cfg.site), topics.read_topic(cfg.site),
+                *self.routes]
         self.ha = (Discovery(cfg.site, cfg.devices, cfg.homeassistant)
                    if cfg.homeassistant.discovery else None)
         if self.ha is not None:
             subs += self.ha.subscriptions()
-        self.client = connect(url, cfg.mqtt, cfg.resolved_client_id(), subscriptions=subs)
+        # no persistent session: what was queued for a dead bridge is stale; the retained
+        # setpoints and vendor statuses it gets on resubscribing are the current state
+        mqtt = cfg.mqtt.model_copy(update={"session_expiry_s": 0})
+        self.client = connect(url, mqtt, self.bridge_id, will=self._bridge_status(False),
+                              subscriptions=subs, on_connect=self._on_connect)
         self.client.inbound = self.worker.queue  # paho thread hands messages to the worker
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -157,6 +176,8 @@ class Bridge:
         return self
 
     def stop(self) -> None:
+        """Leave cleanly: say offline (as the Will would), then disconnect."""
+        self._say_offline()
         for dl in self.dialects.values():
             dl.stop()
         self.client.stop()
@@ -172,6 +193,9 @@ class Bridge:
         if dialect is not None:
             self._on_vendor(dialect, msg)
             return
+        if msg.topic == topics.read_topic(self.site):
+            self._on_read_request(msg)
+            return
         parsed = topics.parse_device_topic(self.site, msg.topic)
         if parsed is None or parsed[1] != topics.SET or parsed[0] not in self.devices:
             return  # a native device's setpoint: not ours to translate
@@ -183,7 +207,18 @@ class Bridge:
         if sp.device != parsed[0]:
             self._reject("schema", f"{msg.topic}: body names device {sp.device!r}")
             return
-        self._on_setpoint(self.devices[sp.device], sp)
+        # dedupe by device: setpoints queued behind each other (a burst after a reconnect)
+        # collapse into the newest; it is applied after everything queued now
+        if sp.device in self._latest:
+            self.counts["coalesced_setpoints"] += 1
+        else:
+            self.worker.post(lambda d=sp.device: self._apply_latest(d))
+        self._latest[sp.device] = sp
+
+    def _apply_latest(self, device: str) -> None:
+        sp = self._latest.pop(device, None)
+        if sp is not None:
+            self._on_setpoint(self.devices[device], sp)
 
     def _on_vendor(self, dialect: Dialect, msg: Inbound) -> None:
         try:
@@ -255,8 +290,9 @@ class Bridge:
             st.stopped_self = False
             self._switch(st, True)
             self.counts["timer_resumed"] += st.want_on
-        elif fresh and st.on and self.cfg.failsafe:
+        elif fresh and st.on and self.cfg.failsafe and st.off_timer is not False:
             self._rearm(st)
+        self._plan_poll(st)
 
     def _report(self, st: DeviceState, now: float) -> bool:
         """Publish the native reading unless it repeats the last one within
@@ -266,7 +302,8 @@ class Bridge:
         fresh = values != st.last_sent
         if fresh and math.isfinite(st.last_sent_ts):
             st.reading_gap_s = now - st.last_sent_ts
-        if fresh or now - st.last_sent_ts > SAME_READING_WINDOW_S:
+        if fresh or st.read_pending or now - st.last_sent_ts > SAME_READING_WINDOW_S:
+            st.read_pending = False
             st.last_sent, st.last_sent_ts = values, now
             reading = MeterReading(st.entry.id, now, *values)
             self._send(Publish(topics.meter_topic(self.site, st.entry.id), encode(reading)))
@@ -287,19 +324,23 @@ class Bridge:
 
     def _on_online(self, st: DeviceState, ev: Online) -> None:
         st.online = ev.online
-        status = DeviceStatus(st.entry.id, ev.online, self.clock())
-        self._send(Publish(topics.status_topic(self.site, st.entry.id), encode(status), 1, True))
+        self._publish_status(st)
         if ev.online:  # a (re)booted device: configure it, learn its state, reassert ours
+            self._send_all(st.dialect.probe(st.topic))
             self._send_all(st.dialect.setup(st.topic))
             self._send_all(st.dialect.poll(st.topic))
             self._switch(st, st.want_on)
 
     def _on_setpoint(self, st: DeviceState, sp: Setpoint) -> None:
-        if sp.round < st.round:
+        if sp.order() < (st.epoch, st.round):  # an older round's, or an older run's
             self.counts["stale_setpoints"] += 1
             return
-        if sp.round > st.round:
-            st.round = sp.round
+        if sp == st.applied:  # a reassertion: switching again would restart the timer
+            self.counts["duplicate_setpoints"] += 1
+            return
+        st.applied = sp
+        if sp.order() > (st.epoch, st.round):  # a new round (a new run's round 0 included)
+            st.epoch, st.round = sp.order()
             st.round_start_wh = st.counter.energy_wh if st.seen_counter else None
             st.stopped_self = False
         st.quota_wh = sp.quota_wh
@@ -317,22 +358,30 @@ class Bridge:
             self.ha is None or st.entry.id not in self.ha.forced_off)
         off_s = None
         st.timer_end_ts = math.inf
-        if want and self.cfg.failsafe:
+        if want and self.cfg.failsafe and st.off_timer is not False:
             left_s, reason = self._time_left_s(st, now)
             off_s = st.dialect.off_timer_s(left_s)
             if off_s <= 0:  # less quota / validity left than the timer's shortest step
                 want = False
                 self.counts[reason] += 1
             st.timer_end_ts = now + left_s
+        was_on = st.want_on or bool(st.on)
         st.want_on = want
         self._send_all(st.dialect.switch(st.topic, want, off_s))
+        if want:
+            self._plan_poll(st)
+        elif was_on:  # the register after the switch-off: the round's last energy
+            self._final_read(st)
 
     def _time_left_s(self, st: DeviceState, now: float) -> tuple[float, str]:
         """Until the predicted quota (at the last measured power) or ``valid_until``, and
         the counter of the stop that comes first."""
         left_s, reason = st.valid_until - now, "valid_until_off"
         if st.on_power_w > 0 and math.isfinite(st.quota_wh):
-            quota_s = (st.quota_wh - st.round_energy_wh()) / st.on_power_w * 3600.0
+            used_wh = st.round_energy_wh()
+            if st.on:  # drawn since the last reading, at the last power
+                used_wh += st.on_power_w * (now - st.last_counter_ts) / 3600.0
+            quota_s = (st.quota_wh - used_wh) / st.on_power_w * 3600.0
             if quota_s < left_s:
                 left_s, reason = quota_s, "quota_off"
         return left_s, reason
@@ -374,6 +423,10 @@ class Bridge:
     # --- outbound -----------------------------------------------------------------------
 
     def _send(self, p: Publish) -> None:
+        if not self.client.is_connected():
+            # nothing queues for later: after the reconnect the current state is reasserted
+            self.counts["dropped_offline"] += 1
+            return
         self.client.publish(p.topic, p.payload, p.qos, p.retain)
 
     def _send_all(self, ps: list[Publish]) -> None:

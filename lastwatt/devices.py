@@ -66,6 +66,7 @@ class DeviceModel:
     energy_wh: float = 0.0  # monotonic counter, as a plug's Total register
     power_w: float = 0.0
     round: int = -1
+    epoch: int = 0  # the run the round belongs to (Setpoint.epoch)
     quota_wh: float = math.inf
     round_energy_wh: float = 0.0
     round_start_ts: float = 0.0
@@ -77,8 +78,8 @@ class DeviceModel:
     def apply(self, sp: Setpoint, now_ts: float, load_factor: float | None = None) -> None:
         """Take a setpoint at ``now_ts`` (integrate up to now first, under the old state)."""
         self.advance(now_ts)
-        if sp.round != self.round:
-            self.round = sp.round
+        if sp.order() != (self.epoch, self.round):  # a new round, or a new run's
+            self.epoch, self.round = sp.order()
             self.round_energy_wh = 0.0
             self.round_start_ts = now_ts
         if load_factor is not None:

@@ -31,6 +31,10 @@ from lastwatt.transport.memory import MemoryTransport
 log = logging.getLogger(__name__)
 
 LAG_WARN_S = 1.0  # real time: warn when a round starts this far behind the wall clock
+# External devices: a round is settled once every online device answered the final read
+# (a reading stamped at or after the request), or after this many wall seconds.
+READ_WAIT_MAX_S = 2.0
+READ_POLL_S = 0.01  # wall seconds between looks at the answers
 
 
 class Clock:
@@ -99,6 +103,8 @@ class Engine:
         self.max_lag_s = 0.0
         self.unknown = 0
         self.first_round = 0  # > 0: a resumed run (lastwatt.checkpoint)
+        self.read_timeouts = 0  # devices that did not answer a final read in time
+        self.no_off_timer: set[str] = set()  # plugs without their own off-timer (flagged)
 
     # -- inbound ---------------------------------------------------------------------------
     def on_reading(self, r: MeterReading) -> None:
@@ -112,6 +118,8 @@ class Engine:
         i = self.book.index.get(s.device)
         if i is not None:
             self.online[i] = s.online
+            if s.off_timer is False:
+                self.no_off_timer.add(s.device)
 
     # -- processes -------------------------------------------------------------------------
     def weather_process(self):
@@ -129,6 +137,9 @@ class Engine:
             self.max_lag_s = max(self.max_lag_s, lag)
             if lag > LAG_WARN_S:
                 log.warning("round %d starts %.2f s behind the wall clock", k, lag)
+            self.transport.drain()  # the statuses start() waited for: round 0 knows who is on
+            if k == self.first_round and self.ticking:  # counters before they draw: baselines
+                yield from self._final_read()
             plan = self.market.plan(
                 k, float(self.split.business_pool_wh[k]), round_s, self._available(),
                 None if self.draw_factor is None else self.draw_factor[k],
@@ -190,8 +201,32 @@ class Engine:
             self._enforce_quotas()
         if last:
             self._switch_off(~self.switched_off & (self.quota_wh > 0))
+        yield from self._final_read()
         if self.settle_grace_s > 0:
             yield env.timeout(self.settle_grace_s * self.clock.speed)
+
+    def _final_read(self):
+        """Ask every device for its meter at the round's end and wait (bounded) for the
+        answers, so the round books what the plugs' counters say, not their last telemetry."""
+        ts = self.clock.now_ts()
+        self.transport.request_readings(max(self.round, 0), ts)
+        waiting = self.online.copy()
+        deadline = time.monotonic() + READ_WAIT_MAX_S
+        while True:
+            self.transport.drain()
+            missing = waiting & (np.asarray(self.book.last_ts) < ts)
+            if not missing.any():
+                return
+            if time.monotonic() >= deadline:
+                self.read_timeouts += int(missing.sum())
+                log.warning("round %d: %d devices did not answer the final read",
+                            self.round, int(missing.sum()))
+                return
+            if isinstance(self.env, simpy.rt.RealtimeEnvironment):
+                yield self.env.timeout(READ_POLL_S * self.clock.speed)
+            else:  # virtual time stands still while the devices answer on the wall clock
+                time.sleep(READ_POLL_S)
+                yield self.env.timeout(0)
 
     def _enforce_quotas(self) -> None:
         over = (self.book.round_wh >= self.quota_wh) & (self.quota_wh > 0) & ~self.switched_off
@@ -238,8 +273,7 @@ class Engine:
             "business": self.devices.business,
             "quota_wh": self.quota_wh * self.clock.energy_scale,
             "metered_wh": self.book.round_wh * self.clock.energy_scale,
-            "power_w": self.book.power_w.copy(),
-            "on": self.book.on.astype(np.int8),
+            **self._last_readings(),
             "online": self.online.astype(np.int8),
             "rejected_readings": self.book.round_rejected,
         }
@@ -248,6 +282,14 @@ class Engine:
             scalars=scalars, selected=list(plan.selected_idx), business=business,
             policy=out.policy, device_ids=self.devices.ids, device=device,
         )
+
+    def _last_readings(self) -> dict[str, np.ndarray]:
+        """Power and relay state as last read; unknown (NaN) for a device now offline."""
+        unknown = ~self.online
+        return {
+            "power_w": np.where(unknown, np.nan, self.book.power_w),
+            "on": np.where(unknown, np.nan, self.book.on.astype(np.float64)),
+        }
 
     def run(self) -> None:
         self.transport.start(self.on_reading, self.on_status)

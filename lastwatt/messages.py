@@ -28,6 +28,9 @@ Seconds = Annotated[float, Strict(), Field(ge=0, le=1e11, allow_inf_nan=False)]
 DeviceId = Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Flag = Annotated[bool, Strict()]
 Count = Annotated[int, Strict(), Field(ge=0, le=2**53)]
+# A run's id on the wire: the controller's start time in ms. A new run's round 0 outranks the
+# previous run's last round; 0 is a controller that does not say (older ones).
+Epoch = Annotated[int, Strict(), Field(ge=0, le=2**53)]
 
 
 @dataclass(slots=True, frozen=True)
@@ -41,6 +44,11 @@ class Setpoint:
     quota_wh: WattHours
     valid_until: Seconds  # the device switches itself off after this (failsafe)
     v: Literal[1] = VERSION
+    epoch: Epoch = 0
+
+    def order(self) -> tuple[int, int]:
+        """Setpoints compare by (run epoch, round): a lower one is stale, never applied."""
+        return (self.epoch, self.round)
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,6 +74,8 @@ class DeviceStatus:
     online: Flag
     ts: Seconds = 0.0
     v: Literal[1] = VERSION
+    via: DeviceId | None = None  # the bridge that speaks for it: offline when the bridge is
+    off_timer: Flag | None = None  # False: a plug without its own off-timer (flagged)
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,13 +89,24 @@ class RoundInfo:
     business_pool_wh: WattHours
     selected: list[Count] = field(default_factory=list)
     v: Literal[1] = VERSION
+    epoch: Epoch = 0
 
 
-Message = Setpoint | MeterReading | DeviceStatus | RoundInfo
-M = TypeVar("M", Setpoint, MeterReading, DeviceStatus, RoundInfo)
+@dataclass(slots=True, frozen=True)
+class ReadRequest:
+    """Controller -> all devices and bridges: report your meter now (the round's final read)."""
+
+    round: Count
+    ts: Seconds
+    v: Literal[1] = VERSION
+    epoch: Epoch = 0
+
+
+Message = Setpoint | MeterReading | DeviceStatus | RoundInfo | ReadRequest
+M = TypeVar("M", Setpoint, MeterReading, DeviceStatus, RoundInfo, ReadRequest)
 
 _ADAPTERS: dict[type, TypeAdapter[Any]] = {
-    cls: TypeAdapter(cls) for cls in (Setpoint, MeterReading, DeviceStatus, RoundInfo)
+    cls: TypeAdapter(cls) for cls in (Setpoint, MeterReading, DeviceStatus, RoundInfo, ReadRequest)
 }
 
 
@@ -101,7 +122,7 @@ class MessageError(ValueError):
 
 
 _FIELDS = {cls: tuple(f.name for f in fields(cls))
-           for cls in (Setpoint, MeterReading, DeviceStatus, RoundInfo)}
+           for cls in (Setpoint, MeterReading, DeviceStatus, RoundInfo, ReadRequest)}
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 

@@ -177,6 +177,7 @@ def run_simulation(
                 rounds_completed=len(tables["rounds"]), rounds_configured=cfg.rounds,
                 wall_time_s=round(time.perf_counter() - wall0, 3), max_lag_s=engine.max_lag_s,
                 rejected=dict(transport.rejected), meter=dict(engine.book.counts),
+                no_off_timer=sorted(engine.no_off_timer), read_timeouts=engine.read_timeouts,
                 error=None if error is None else f"{type(error).__name__}: {error}",
             )
             if cp is not None:

@@ -116,6 +116,9 @@ class FakeClient:
     def stop(self) -> None:
         self.connected = False
 
+    def is_connected(self) -> bool:
+        return self.connected
+
     def kill(self) -> None:
         """Vanish: the broker publishes the Will."""
         self.connected = False

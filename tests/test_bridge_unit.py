@@ -33,6 +33,8 @@ class Rig:
         self.bridge = Bridge(cfg, "mqtt://127.0.0.1:1", self.clock, self.broker.connect)
         self.bridge.connect()
         self.run()
+        self.birth = self.sent()  # the bridge's own status on connecting
+
 
     def run(self) -> None:
         self.bridge.worker.run_pending()
@@ -99,7 +101,8 @@ def test_without_failsafe_a_setpoint_is_a_bare_power_on_and_off_is_power_off():
     rig.setpoint(TAS[0], quota_wh=1e6, valid_s=100)
     assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"ON")]
     rig.setpoint(TAS[0], quota_wh=0.0, valid_s=100, round_=1, on=False)
-    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF")]
+    # and the register right after the switch-off (Status 8): the round's last energy
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF"), (f"cmnd/{TAS[1]}/Status", b"8")]
 
 
 @pytest.mark.parametrize("failsafe", [True, False])
@@ -108,9 +111,10 @@ def test_valid_until_switches_the_plug_off_when_the_clock_reaches_it_and_not_bef
     rig.setpoint(TAS[0], quota_wh=1e6, valid_s=30)
     rig.sent()
     rig.advance(29.999)
-    assert rig.commands() == []
+    # its power is not known yet: read once, on_poll_s after the ON (nobody answers here)
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/Status", b"8")]
     rig.advance(0.001)  # exactly valid_until: one clock, no slack needed
-    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF")]
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF"), (f"cmnd/{TAS[1]}/Status", b"8")]
     assert rig.bridge.counts["valid_until_off"] == 1
 
 
@@ -167,7 +171,7 @@ def test_vendor_availability_becomes_retained_native_status(rig, device, vendor_
     rig.inject(vendor_topic, offline)
     [(topic, payload, qos, retain)] = rig.sent()
     assert (topic, qos, retain) == (status_topic, 1, True)
-    assert decode(DeviceStatus, payload) == DeviceStatus(device[0], False, rig.clock())
+    assert decode(DeviceStatus, payload) == DeviceStatus(device[0], False, rig.clock(), via=SRC)
     rig.inject(vendor_topic, online)
     sent = rig.sent()
     assert sent[0][0] == status_topic and decode(DeviceStatus, sent[0][1]).online
@@ -178,7 +182,10 @@ def test_tasmota_coming_online_is_polled_and_the_wanted_state_reasserted(rig):
     rig.setpoint(TAS[0], quota_wh=1e6, valid_s=100)
     rig.sent()
     rig.inject(f"tele/{TAS[1]}/LWT", "Online")  # it rebooted: relay off, timers gone
-    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b""), (f"cmnd/{TAS[1]}/Status", b"10"),
+    # the off-timer probe (a PulseTime query), EnergyRes, a poll, then the wanted state
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/PulseTime", b""),
+                              (f"cmnd/{TAS[1]}/EnergyRes", b"5"),
+                              (f"cmnd/{TAS[1]}/POWER", b""), (f"cmnd/{TAS[1]}/Status", b"10"),
                               (f"cmnd/{TAS[1]}/PulseTime", b"200"),
                               (f"cmnd/{TAS[1]}/POWER", b"ON")]
 
@@ -274,3 +281,83 @@ def test_bridge_never_publishes_a_retained_command(rig):
     rig.advance(60)
     retained = [t for t, _, _, r in rig.sent() if r]
     assert retained and all(t.startswith(f"lastwatt/{SITE}/device/") for t in retained)
+
+
+# --- hardware-loop truth (issue 15) ----------------------------------------------------
+
+
+def test_bridge_has_a_retained_birth_and_last_will_and_names_itself_in_device_statuses(rig):
+    bridge_topic = topics.bridge_status_topic(SITE, SRC)
+    [(topic, payload, qos, retain)] = rig.birth
+    assert (topic, qos, retain) == (bridge_topic, 1, True)
+    assert decode(DeviceStatus, payload).online
+    will = rig.broker.clients[0].will
+    assert will.topic == bridge_topic and will.retain
+    assert not decode(DeviceStatus, will.payload).online
+    rig.inject(f"tele/{TAS[1]}/LWT", "Online")
+    status = decode(DeviceStatus, rig.broker.payloads(topics.status_topic(SITE, TAS[0]))[-1])
+    assert status.via == SRC and status.online
+
+
+def test_tasmota_without_pulsetime_is_flagged_and_read_at_its_predicted_quota(rig):
+    rig.inject(f"tele/{TAS[1]}/LWT", "Online")
+    rig.sent()
+    rig.inject(f"stat/{TAS[1]}/RESULT", '{"Command":"Unknown"}')  # answer to the probe
+    sent = rig.sent()
+    status = decode(DeviceStatus, next(p for t, p, _, _ in sent if t.endswith("/t1/status")))
+    assert status.off_timer is False
+    assert (f"cmnd/{TAS[1]}/TelePeriod", b"10") in [(t, p) for t, p, _, _ in sent]
+    rig.sensor(1.000, 3600)  # 1 Wh per s
+    rig.setpoint(TAS[0], quota_wh=20.0, valid_s=600)
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"ON")]  # no PulseTime to arm
+    rig.inject(f"stat/{TAS[1]}/POWER", "ON")
+    rig.advance(19.9)
+    assert rig.commands() == []
+    rig.advance(0.1)  # the predicted quota: read it now
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/Status", b"8")]
+    body = {"StatusSNS": {"ENERGY": {"Total": 1.020, "Power": 3600}}}
+    rig.inject(f"stat/{TAS[1]}/STATUS8", json.dumps(body))
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF"), (f"cmnd/{TAS[1]}/Status", b"8")]
+
+
+def test_read_request_reads_every_plug_and_its_answer_is_published_even_unchanged(rig):
+    rig.sensor(1.000, 0)
+    rig.sent()
+    rig.inject(topics.read_topic(SITE), b'{"round":0,"ts":1.0,"v":1}')
+    cmds = rig.commands()
+    assert (f"cmnd/{TAS[1]}/Status", b"8") in cmds
+    assert any(json.loads(p)["method"] == "Switch.GetStatus" for t, p in cmds if t.endswith("/rpc"))
+    rig.sensor(1.000, 0)  # unchanged, right after the last one: published all the same
+    assert len(rig.readings(TAS[0])) == 1
+
+
+def test_a_new_runs_round_0_outranks_the_last_runs_round_5_but_a_stale_setpoint_does_not(rig):
+    def send(epoch: int, round_: int, on: bool) -> None:
+        sp = Setpoint(TAS[0], round_, on, 1000.0, 1e6, rig.clock() + 100, epoch=epoch)
+        rig.inject(topics.set_topic(SITE, TAS[0]), encode(sp))
+    send(1, 5, True)
+    send(2, 0, False)  # the next run
+    assert not rig.bridge.devices[TAS[0]].want_on and rig.bridge.devices[TAS[0]].epoch == 2
+    send(1, 6, True)  # the old run, delivered late
+    assert rig.bridge.counts["stale_setpoints"] == 1
+    assert not rig.bridge.devices[TAS[0]].want_on
+
+
+def test_setpoints_queued_for_one_device_collapse_into_the_newest(rig):
+    for k in range(5):  # a backlog arriving at once
+        sp = Setpoint(TAS[0], k, k % 2 == 0, 1000.0, 1e6, rig.clock() + 100)
+        rig.broker.inject(topics.set_topic(SITE, TAS[0]), encode(sp))
+    rig.run()
+    assert rig.bridge.counts["coalesced_setpoints"] == 4 and rig.bridge.counts["setpoints"] == 1
+    assert rig.bridge.devices[TAS[0]].round == 4
+
+
+def test_nothing_is_queued_while_the_bridge_is_disconnected(rig):
+    rig.setpoint(TAS[0], quota_wh=1e6, valid_s=100)
+    rig.sent()
+    rig.broker.clients[0].connected = False
+    rig.advance(100)  # valid_until passes: the switch-off and its read are not kept for later
+    assert rig.bridge.counts["dropped_offline"] >= 2
+    rig.broker.clients[0].connected = True
+    rig.advance(1)
+    assert rig.commands() == []

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from firmware_bridge.dialects import Counter, DialectError, Online
+from firmware_bridge.dialects import Capability, Counter, DialectError, Online
 from firmware_bridge.dialects.base import Switched
 from firmware_bridge.dialects.shelly import ShellyDialect
 from firmware_bridge.simulated.shelly import ShellyFirmware
@@ -120,3 +120,39 @@ def test_simulated_shelly_aenergy_total_is_wh_and_toggle_after_switches_off():
     assert events[0].total_wh == pytest.approx(1800.0, abs=0.01)  # 0.5 h at 3.6 kW
     assert fw.expire(1799.0) == [] and fw.model.on
     assert fw.expire(1800.0) and not fw.model.on
+
+
+def _reply(rid: int, src: str, dst: str = "b", **body) -> bytes:
+    return json.dumps({"id": rid, "src": src, "dst": dst, **body}).encode()
+
+
+def test_spoofed_reply_with_the_right_id_is_refused_and_the_real_one_still_matches():
+    d = ShellyDialect([DEV, "other"], src="b")
+    rid = json.loads(d.switch(DEV, True)[0].payload)["id"]
+    for spoof in (_reply(rid, "other", result={"was_on": True}),  # another device's src
+                  _reply(rid, DEV, dst="someone-else", result={"was_on": True})):
+        with pytest.raises(DialectError) as err:
+            d.decode("b/rpc", spoof)
+        assert err.value.kind == "spoofed_reply"
+    assert d.decode("b/rpc", _reply(rid, DEV, result={"was_on": False})) == (DEV, [Switched(True)])
+
+
+def test_reply_src_is_the_device_id_its_notifications_name_not_the_topic_prefix():
+    d = ShellyDialect(["kitchen"], src="b")  # a user-set prefix
+    note = {"src": DEV, "dst": "kitchen/events", "method": "NotifyStatus",
+            "params": {"switch:0": {"id": 0, "output": False}}}
+    d.decode("kitchen/events/rpc", json.dumps(note).encode())
+    rid = json.loads(d.poll("kitchen")[0].payload)["id"]
+    with pytest.raises(DialectError):
+        d.decode("b/rpc", _reply(rid, "kitchen", result={"output": False}))
+    assert d.decode("b/rpc", _reply(rid, DEV, result={"output": False}))[1] == [Switched(False)]
+
+
+def test_toggle_after_confirmed_or_refused_by_the_switch_set_answer():
+    d = ShellyDialect([DEV], src="b")
+    rid = json.loads(d.switch(DEV, True, off_after_s=30)[0].payload)["id"]
+    assert d.decode("b/rpc", _reply(rid, DEV, result={"was_on": False}))[1] == [
+        Switched(True), Capability(True)]
+    rid = json.loads(d.switch(DEV, True, off_after_s=30)[0].payload)["id"]
+    refused = _reply(rid, DEV, error={"code": -103, "message": "Invalid argument 'toggle_after'!"})
+    assert d.decode("b/rpc", refused)[1] == [Capability(False)]

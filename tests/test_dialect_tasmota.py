@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from firmware_bridge.dialects import Counter, DialectError, Online
+from firmware_bridge.dialects import Capability, Counter, DialectError, Online
 from firmware_bridge.dialects.base import Switched
 from firmware_bridge.dialects.tasmota import TasmotaDialect, pulsetime_seconds, pulsetime_value
 from firmware_bridge.simulated.tasmota import TasmotaFirmware
@@ -145,3 +145,26 @@ def test_simulated_tasmota_teleperiod_follows_firmware_limits():
     assert fw.telemetry_s == 10
     fw.handle("TelePeriod", b"0", 0.0)
     assert fw.telemetry_s == 0
+
+
+def test_status8_final_read_answer_carries_the_energy_register_with_energyres_decimals():
+    d = TasmotaDialect(["plug1"], energy_res=5)
+    assert [(p.topic, p.payload) for p in d.read("plug1")] == [("cmnd/plug1/Status", b"8")]
+    assert ("cmnd/plug1/EnergyRes", b"5") in [(p.topic, p.payload) for p in d.setup("plug1")]
+    body = json.dumps({"StatusSNS": {"ENERGY": {"Total": 0.01234, "Power": 800}}}).encode()
+    [counter] = d.decode("stat/plug1/STATUS8", body)[1]
+    assert counter.total_wh == pytest.approx(12.34) and counter.power_w == 800.0
+
+
+def test_pulsetime_probe_answer_says_whether_the_build_has_an_off_timer():
+    d = TasmotaDialect(["with", "without"])
+    [q1] = d.probe("with")
+    d.probe("without")
+    assert q1.topic == "cmnd/with/PulseTime" and q1.payload == b""  # a query, changes nothing
+    # an unrelated answer first (POWER), then the probe's answers
+    assert d.decode("stat/with/RESULT", b'{"POWER":"OFF"}')[1] == [Switched(False)]
+    assert d.decode("stat/with/RESULT", b'{"PulseTime1":{"Set":0,"Remaining":0}}')[1] == [
+        Capability(True)]
+    assert d.decode("stat/without/RESULT", b'{"Command":"Unknown"}')[1] == [Capability(False)]
+    # answered once: a later Unknown (another command) says nothing about the off-timer
+    assert d.decode("stat/without/RESULT", b'{"Command":"Unknown"}')[1] == []

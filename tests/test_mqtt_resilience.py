@@ -34,7 +34,7 @@ def test_setpoints_are_reasserted_within_2_s_of_reconnect_after_broker_crash(tmp
         got = collect(watcher, 2)
         watcher.stop()
         assert {decode(Setpoint, m.payload) for m in got} == {
-            Setpoint(d, 1, True, 100.0, 50.0, 2e9) for d in ("d1", "d2")
+            Setpoint(d, 1, True, 100.0, 50.0, 2e9, epoch=ctl.transport.epoch) for d in ("d1", "d2")
         }
         assert all(m.received_monotonic_s - reconnected_at < 2.0 for m in got)
         ctl.transport.close()

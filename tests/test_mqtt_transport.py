@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -29,10 +30,11 @@ def test_setpoint_is_retained_so_a_device_connecting_later_gets_it(mosquitto) ->
     try:
         [msg] = collect(dev, 1)
         assert msg.topic == topics.set_topic(SITE, "d1")
-        assert decode(Setpoint, msg.payload) == _sp("d1", 3)
+        # stamped with the run's epoch on the wire
+        assert decode(Setpoint, msg.payload) == replace(_sp("d1", 3), epoch=ctl.transport.epoch)
         watcher = MqttClient(url, FAST, "watcher", subscriptions=[topics.round_topic(SITE)]).start()
         [rnd] = collect(watcher, 1)
-        assert decode(RoundInfo, rnd.payload) == info
+        assert decode(RoundInfo, rnd.payload) == replace(info, epoch=ctl.transport.epoch)
         watcher.stop()
     finally:
         dev.stop()
@@ -91,7 +93,8 @@ def test_close_says_offline_and_leaves_the_setpoints_retained(mosquitto) -> None
     ).start()
     got = {m.topic: m.payload for m in collect(watcher, 2)}
     assert decode(DeviceStatus, got[topics.controller_status_topic(SITE)]).online is False
-    assert decode(Setpoint, got[topics.set_topic(SITE, "d1")]) == _sp("d1", 0)
+    assert decode(Setpoint, got[topics.set_topic(SITE, "d1")]).order() == (
+        ctl.transport.epoch, 0)
     watcher.stop()
 
 

@@ -1,6 +1,14 @@
 """Vendor dialects, bridge side. Add a vendor: one module, one entry in ``DIALECTS``."""
 
-from firmware_bridge.dialects.base import Counter, Dialect, DialectError, Event, Online, Switched
+from firmware_bridge.dialects.base import (
+    Capability,
+    Counter,
+    Dialect,
+    DialectError,
+    Event,
+    Online,
+    Switched,
+)
 from firmware_bridge.dialects.modbus import ModbusDialect
 from firmware_bridge.dialects.shelly import ShellyDialect
 from firmware_bridge.dialects.tasmota import TasmotaDialect
@@ -12,6 +20,7 @@ DIALECTS: dict[str, type[Dialect]] = {
 
 __all__ = [
     "DIALECTS",
+    "Capability",
     "Counter",
     "Dialect",
     "DialectError",

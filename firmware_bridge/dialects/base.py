@@ -42,7 +42,14 @@ class Online:
     online: bool
 
 
-Event = Counter | Switched | Online
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """What the device's answer says about its own off-timer (PulseTime / toggle_after)."""
+
+    off_timer: bool
+
+
+Event = Counter | Switched | Online | Capability
 
 
 class DialectError(ValueError):
@@ -106,8 +113,21 @@ class Dialect(ABC):
         """Stop what :meth:`start` started."""
         return None
 
+    def read(self, device_topic: str) -> list[Publish]:
+        """Commands that make the device report its energy register now (a final read)."""
+        return self.poll(device_topic)
+
     def setup(self, device_topic: str) -> list[Publish]:
         """Commands sent once when the device comes online (e.g. the telemetry period)."""
+        return []
+
+    def probe(self, device_topic: str) -> list[Publish]:
+        """Commands whose answer tells whether the device has its off-timer (a
+        :class:`Capability` event); none: the first ON that arms it tells."""
+        return []
+
+    def report_fast(self, device_topic: str) -> list[Publish]:
+        """Commands for the shortest telemetry period (a plug without an off-timer)."""
         return []
 
     def decode(self, mqtt_topic: str, payload: bytes) -> tuple[str, list[Event]]:

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from firmware_bridge.dialects.base import (
+    Capability,
     Counter,
     Dialect,
     DialectError,
@@ -65,7 +66,11 @@ class ShellyDialect(Dialect):
     def __init__(self, device_topics: list[str], src: str = "lastwatt-bridge") -> None:
         self.src = src
         self.next_id = 1
-        self.pending: OrderedDict[int, tuple[str, str, bool]] = OrderedDict()
+        # id -> (device topic, method, on, toggle_after sent)
+        self.pending: OrderedDict[int, tuple[str, str, bool, bool]] = OrderedDict()
+        # device topic -> the id it answers with (its frames' src): the topic prefix until
+        # a notification names it (users may set a prefix other than the device id)
+        self.device_ids: dict[str, str] = {}
         super().__init__(device_topics)
         self.routes[f"{src}/rpc"] = ("", "reply")
 
@@ -82,7 +87,7 @@ class ShellyDialect(Dialect):
 
     def request(self, device_topic: str, method: str, params: dict[str, Any], on: bool) -> Publish:
         rid, self.next_id = self.next_id, self.next_id + 1
-        self.pending[rid] = (device_topic, method, on)
+        self.pending[rid] = (device_topic, method, on, "toggle_after" in params)
         if len(self.pending) > MAX_PENDING:
             self.pending.popitem(last=False)
         frame = {"id": rid, "src": self.src, "method": method, "params": params}
@@ -112,13 +117,27 @@ class ShellyDialect(Dialect):
         rid = frame.get("id")
         if not isinstance(rid, int) or rid not in self.pending:
             raise DialectError("unmatched_reply", f"no request with id {rid!r} is pending")
-        device_topic, method, on = self.pending.pop(rid)
+        device_topic, method, on, timed = self.pending[rid]
+        self._check_sender(device_topic, frame)
+        del self.pending[rid]
         if "error" in frame:
+            if timed:  # no toggle_after on this device: the bridge switches again without
+                return device_topic, [Capability(False)]
             raise DialectError("rpc_error", f"{device_topic} {method}: {str(frame['error'])[:120]}")
         result = frame.get("result")
         if method == "Switch.Set":
-            return device_topic, [Switched(on)]
+            return device_topic, [Switched(on), *([Capability(True)] if timed else [])]
         return device_topic, switch_events(result)
+
+    def _check_sender(self, device_topic: str, frame: dict[str, Any]) -> None:
+        """A reply counts only from the device asked (``src``) and to us (``dst``): anyone
+        may publish on our reply topic, and ids are easy to guess. A spoofed reply leaves
+        the request pending for the real one."""
+        src, dst = frame.get("src"), frame.get("dst", self.src)
+        expected = self.device_ids.get(device_topic, device_topic)
+        if src != expected or dst != self.src:
+            raise DialectError("spoofed_reply", f"reply from {str(src)[:64]!r} to "
+                               f"{str(dst)[:64]!r} for a request to {expected!r}")
 
     def decode_kind(self, device_topic: str, kind: str, payload: bytes) -> list[Event]:
         if kind == "online":
@@ -129,6 +148,8 @@ class ShellyDialect(Dialect):
         frame = json_object(payload, DialectError)
         if kind == "status":
             return switch_events(frame)
+        if isinstance(frame.get("src"), str) and 0 < len(frame["src"]) <= 64:
+            self.device_ids[device_topic] = frame["src"]  # the device's own id
         if frame.get("method") not in ("NotifyStatus", "NotifyFullStatus"):
             return []  # NotifyEvent and the like
         params = frame.get("params")

@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from firmware_bridge.dialects.base import (
+    Capability,
     Counter,
     Dialect,
     DialectError,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from lastwatt.config.bridge import BridgeConfig
 
 DEFAULT_FULL_TOPIC = "%prefix%/%topic%/"
+TELE_PERIOD_MIN_S = 10  # the firmware's shortest TelePeriod
 PULSETIME_MAX_S = 64_800  # PulseTime 112..64900 means (value - 100) seconds
 
 
@@ -63,16 +65,21 @@ class TasmotaDialect(Dialect):
         full_topic: str = DEFAULT_FULL_TOPIC,
         prefixes: tuple[str, str, str] = ("cmnd", "stat", "tele"),
         tele_period_s: int | None = None,
+        energy_res: int | None = None,
     ) -> None:
         self.full_topic = full_topic
         self.cmnd, self.stat, self.tele = prefixes
         self.tele_period_s = tele_period_s
+        self.energy_res = energy_res
+        # devices asked "PulseTime" whose answer has not come: RESULT carries no command name,
+        # so the next PulseTime1 or {"Command":"Unknown"} answers the probe
+        self.probing: set[str] = set()
         super().__init__(device_topics)
 
     @classmethod
     def from_config(cls, device_topics: list[str], cfg: BridgeConfig) -> TasmotaDialect:
         t = cfg.tasmota
-        return cls(device_topics, t.full_topic, t.prefixes, t.tele_period_s)
+        return cls(device_topics, t.full_topic, t.prefixes, t.tele_period_s, t.energy_res)
 
     def topic(self, prefix: str, device_topic: str, leaf: str) -> str:
         base = self.full_topic.replace("%prefix%", prefix).replace("%topic%", device_topic)
@@ -82,6 +89,7 @@ class TasmotaDialect(Dialect):
         return {
             "power": self.topic(self.stat, device_topic, "POWER"),
             "result": self.topic(self.stat, device_topic, "RESULT"),
+            "status8": self.topic(self.stat, device_topic, "STATUS8"),
             "status10": self.topic(self.stat, device_topic, "STATUS10"),
             "sensor": self.topic(self.tele, device_topic, "SENSOR"),
             "state": self.topic(self.tele, device_topic, "STATE"),
@@ -109,10 +117,25 @@ class TasmotaDialect(Dialect):
         # an empty POWER payload is a query; Status 10 answers with the ENERGY block
         return [self.cmd(device_topic, "POWER", ""), self.cmd(device_topic, "Status", "10")]
 
+    def read(self, device_topic: str) -> list[Publish]:
+        # Status 8 (power usage) answers on STATUS8 with the ENERGY block, after any POWER
+        # command sent before it: the register after a switch-off
+        return [self.cmd(device_topic, "Status", "8")]
+
     def setup(self, device_topic: str) -> list[Publish]:
-        if self.tele_period_s is None:
-            return []
-        return [self.cmd(device_topic, "TelePeriod", str(self.tele_period_s))]
+        out = []
+        if self.tele_period_s is not None:
+            out.append(self.cmd(device_topic, "TelePeriod", str(self.tele_period_s)))
+        if self.energy_res is not None:  # decimals of the kWh values: 5 -> 0.01 Wh
+            out.append(self.cmd(device_topic, "EnergyRes", str(self.energy_res)))
+        return out
+
+    def probe(self, device_topic: str) -> list[Publish]:
+        self.probing.add(device_topic)
+        return [self.cmd(device_topic, "PulseTime", "")]  # empty: a query, changes nothing
+
+    def report_fast(self, device_topic: str) -> list[Publish]:
+        return [self.cmd(device_topic, "TelePeriod", str(TELE_PERIOD_MIN_S))]
 
     def decode_kind(self, device_topic: str, kind: str, payload: bytes) -> list[Event]:
         if kind == "lwt":
@@ -123,6 +146,13 @@ class TasmotaDialect(Dialect):
         if kind == "power":
             return [Switched(parse_power(payload.decode(errors="replace")))]
         data = json_object(payload, DialectError)
+        if kind == "result" and device_topic in self.probing:
+            if data.get("Command") == "Unknown":  # a build without PulseTime
+                self.probing.discard(device_topic)
+                return [Capability(False)]
+            if any(key.startswith("PulseTime") for key in data):
+                self.probing.discard(device_topic)
+                return [Capability(True)]
         if kind in ("result", "state"):
             # RESULT carries the answer of every command; only POWER concerns the bridge
             power = data.get("POWER")
@@ -131,7 +161,7 @@ class TasmotaDialect(Dialect):
             if not isinstance(power, str):
                 raise DialectError("schema", f"POWER is {power!r}, expected ON or OFF")
             return [Switched(parse_power(power))]
-        if kind == "status10":
+        if kind in ("status8", "status10"):
             sns = data.get("StatusSNS")
             data = sns if isinstance(sns, dict) else {}
         energy = data.get("ENERGY")

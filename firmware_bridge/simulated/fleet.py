@@ -44,6 +44,7 @@ from lastwatt.devices import DeviceModel, Profile, profile_fn
 from lastwatt.errors import ConfigError
 from lastwatt.messages import MessageError
 from lastwatt.rng import streams
+from lastwatt.transport import topics
 from lastwatt.transport.mqtt_client import Inbound, MqttClient
 from lastwatt.transport.publish import Publish
 
@@ -126,11 +127,14 @@ class Fleet:
             for i in group:
                 self.conn_of[i] = k
             fw = self.firmware[group[0]]
+            subs = [t for i in group for t in self.firmware[i].subscriptions()]
+            if k == 0:  # one subscription answers for all native devices (not one per device)
+                subs.append(topics.read_topic(self.options.site))
             cid = (f"{self.options.client_prefix}-{fw.dialect}-{fw.device_id}" if self.per_device
                    else f"{self.options.client_prefix}-{self.options.site}-{k}")
             client = self._connect(
                 self.url, self.mqtt, cid, will=fw.will() if self.per_device else None,
-                subscriptions=[t for i in group for t in self.firmware[i].subscriptions()],
+                subscriptions=subs,
                 on_connect=lambda _re, group=group: self.worker.post(lambda: self._births(group)),
             )
             client.inbound = self.worker.queue
@@ -292,6 +296,9 @@ class Fleet:
         return False
 
     def _on_message(self, msg: Inbound) -> None:
+        if msg.topic == topics.read_topic(self.options.site):
+            self._read_all()
+            return
         base, _, leaf = msg.topic.rpartition("/")
         i = self.routes.get(base)
         if i is None or i in self.dead:
@@ -306,6 +313,13 @@ class Fleet:
                                 lambda: self._command(i, leaf, msg.payload))
         else:
             self._command(i, leaf, msg.payload)
+
+    def _read_all(self) -> None:
+        """The controller's final read: every live native device reports its meter now."""
+        now = self.clock()
+        for i, fw in enumerate(self.firmware):
+            if fw.dialect == "native" and i not in self.dead:
+                self._publish(i, fw.telemetry(now))
 
     def _command(self, i: int, leaf: str, payload: bytes) -> None:
         if i in self.dead:

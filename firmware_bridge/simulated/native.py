@@ -53,8 +53,8 @@ class NativeFirmware(Firmware):
         self.last_set = payload
         if sp.device != self.device_id:
             raise MessageError("schema", f"setpoint for {sp.device!r} on {self.device_id}'s topic")
-        if sp.round < self.model.round:
-            return []  # an older round's setpoint, redelivered
+        if sp.order() < (self.model.epoch, self.model.round):
+            return []  # an older round's setpoint (or an older run's), redelivered
         self.model.apply(sp, now)
         self.off_at = sp.valid_until if self.model.on else math.inf
         return self.telemetry(now)  # the reading doubles as the acknowledgement

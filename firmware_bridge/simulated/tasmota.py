@@ -43,6 +43,7 @@ class TasmotaFirmware(Firmware):
         super().__init__(*args, **kwargs)
         self.full_topic = full_topic
         self.pulsetime = 0
+        self.energy_res = 3  # decimals of the kWh values (firmware default: 1 Wh)
         self.period_start_wh = 0.0
         self.total_start_ts = 0.0
 
@@ -84,8 +85,12 @@ class TasmotaFirmware(Firmware):
             remaining_s = max(0.0, self.off_at - now) if math.isfinite(self.off_at) else 0.0
             return [self._stat("RESULT", {"PulseTime1": {
                 "Set": self.pulsetime, "Remaining": _pulsetime_remaining(remaining_s)}})]
-        if command == "STATUS" and arg == "10":
-            return [self._stat("STATUS10", {"StatusSNS": self._sensor(now)})]
+        if command == "STATUS" and arg in ("8", "10"):
+            return [self._stat(f"STATUS{arg}", {"StatusSNS": self._sensor(now)})]
+        if command == "ENERGYRES":
+            if arg:
+                self.energy_res = _int_arg(arg, "EnergyRes", 0, 5)
+            return [self._stat("RESULT", {"EnergyRes": self.energy_res})]
         if command == "TELEPERIOD":
             if arg:
                 value = _int_arg(arg, "TelePeriod", 0, 3600)
@@ -114,7 +119,7 @@ class TasmotaFirmware(Firmware):
 
     def _energy(self, now: float) -> dict[str, Any]:
         reading = self.model.advance(now)
-        total_kwh = round(reading.energy_wh / 1000.0, 3)
+        total_kwh = round(reading.energy_wh / 1000.0, self.energy_res)
         period_wh = round(reading.energy_wh - self.period_start_wh)
         p = reading.power_w if reading.on else 0.0
         return {

@@ -41,6 +41,10 @@ class TasmotaOptions(Section):
         None, ge=0, le=3600, description="sent as TelePeriod when a device comes online; "
         "0 disables, 1..9 mean 10 (firmware rule); omitted: leave the device's own setting",
     )
+    energy_res: int | None = Field(
+        5, ge=0, le=5, description="sent as EnergyRes when a device comes online: decimals "
+        "of its kWh values (firmware default 3 = 1 Wh; 5 = 0.01 Wh); omitted: leave it",
+    )
 
 
 class ShellyOptions(Section):
@@ -67,6 +71,10 @@ class BridgeConfig(Section):
     )
     jitter_wh: float = Field(
         1.0, ge=0, description="a register drop up to this is a late reading, not a reset"
+    )
+    on_poll_s: float = Field(
+        1.0, gt=0, description="read a plug this long after switching it on while its power "
+        "is not known yet (the off-timer's prediction needs it)",
     )
     mqtt: MqttConfig = MqttConfig()
     tasmota: TasmotaOptions = TasmotaOptions()

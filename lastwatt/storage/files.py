@@ -185,7 +185,13 @@ class FileRecorder:
             key: pa.array(np.tile(np.asarray(names, dtype=object), k), pa.string()),
         }
         for j, f in enumerate(fields):
-            columns[f] = data[:, j].astype(np.int64 if f in ints else np.float64)
+            col = data[:, j]
+            if f in ints:  # NaN (an offline device's relay state: unknown) becomes null
+                unknown = np.isnan(col)
+                columns[f] = pa.array(np.where(unknown, 0, col).astype(np.int64),
+                                      mask=unknown if unknown.any() else None)
+            else:
+                columns[f] = col.astype(np.float64)
         return pa.table(columns)
 
     def _frames(self) -> dict[str, pa.Table]:

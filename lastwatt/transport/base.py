@@ -31,6 +31,10 @@ class Transport(Protocol):
     def send_setpoint(self, sp: Setpoint) -> None:
         """Deliver one device's setpoint for this round."""
 
+    def request_readings(self, round_index: int, ts: float) -> None:
+        """Ask every device to report its meter now (the round's final read)."""
+        ...
+
     def drain(self) -> None:
         """Deliver queued inbound messages to the callbacks, in the caller's thread."""
         ...

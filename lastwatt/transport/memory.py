@@ -79,6 +79,9 @@ class MemoryTransport:
     def send_setpoint(self, sp: Setpoint) -> None:
         self.devices[sp.device].deliver(sp)
 
+    def request_readings(self, round_index: int, ts: float) -> None:
+        pass  # mock devices report at every interval end in the engine's own time
+
     def drain(self) -> None:
         pass
 

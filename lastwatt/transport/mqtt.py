@@ -16,12 +16,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 
 from lastwatt.config.mqtt import BrokerAddress, MqttConfig, resolve_broker
 from lastwatt.messages import (
     DeviceStatus,
     MessageError,
     MeterReading,
+    ReadRequest,
     RoundInfo,
     Setpoint,
     decode,
@@ -37,7 +39,9 @@ log = logging.getLogger(__name__)
 CONTROLLER_ID = "controller"  # the ``device`` field of the controller's own status message
 UNKNOWN_DEVICE = "unknown_device"
 REJECT_KINDS = (*MessageError.KINDS, UNKNOWN_DEVICE)
-SETTLE_MAX_S = 1.0  # start() waits at most this for the devices' retained statuses
+# start() waits at most this for the devices' (and their bridges') retained statuses: they
+# follow the SUBACK at once, so round 0 plans with who is online, not with an empty table
+SETTLE_MAX_S = 1.0
 REASSERT_DELAY_S = 0.2  # after a CONNACK; see MqttTransport._on_connect
 
 
@@ -73,6 +77,11 @@ class MqttTransport:
         self.rejected: dict[str, int] = dict.fromkeys(REJECT_KINDS, 0)
         self.received: dict[str, int] = {"meter": 0, "status": 0}  # accepted, before dedupe
         self.reasserts = 0  # reconnects after which the setpoints were published again
+        # this run on the wire: devices and bridges take a new run's round 0, never a setpoint
+        # of an older run (ms since the Unix epoch: grows from run to run, restarts included)
+        self.epoch = int(time.time() * 1000)
+        self._device_status: dict[str, DeviceStatus] = {}  # as the devices (bridges) said
+        self.bridges: dict[str, bool] = {}  # bridge id -> online
         will = Publish(topics.controller_status_topic(site),
                        encode(DeviceStatus(CONTROLLER_ID, False)), 1, True)
         self.client = MqttClient(
@@ -101,19 +110,28 @@ class MqttTransport:
         ``max_s`` passed), so that the first round knows who is online."""
         deadline = time.monotonic() + max_s
         missing = set(self.devices)
-        while missing and time.monotonic() < deadline:
+        bridges: set[str] = set()  # bridges named by a device's status ...
+        heard: set[str] = set()  # ... and those whose own status is in
+        while (missing or bridges - heard) and time.monotonic() < deadline:
             msg = self.client.get_nowait()
             if msg is None:
                 time.sleep(0.01)
                 continue
             self._pending.append(msg)
+            bridge = topics.parse_bridge_topic(self.site, msg.topic)
+            if bridge is not None:
+                heard.add(bridge)
             parsed = topics.parse_device_topic(self.site, msg.topic)
             if parsed is not None and parsed[1] == topics.STATUS:
                 missing.discard(parsed[0])
+                via = _via(msg.payload)
+                if via is not None:
+                    bridges.add(via)
 
     def publish_round(self, info: RoundInfo) -> None:
-        """Publish the round info, retained (reasserted after a reconnect)."""
-        payload = encode(info)
+        """Publish the round info with this run's epoch, retained (reasserted after a
+        reconnect)."""
+        payload = encode(replace(info, epoch=self.epoch))
         with self._lock:
             self._round = payload
         self.client.publish(topics.round_topic(self.site), payload, retain=True)
@@ -122,10 +140,15 @@ class MqttTransport:
         """Publish a setpoint retained with QoS 1 and keep it for reassertion."""
         if sp.device not in self.devices:
             raise ValueError(f"setpoint for {sp.device!r}, which is not in the device map")
-        payload = encode(sp)
+        payload = encode(replace(sp, epoch=self.epoch))
         with self._lock:
             self._current[sp.device] = payload
         self.client.publish(topics.set_topic(self.site, sp.device), payload, retain=True)
+
+    def request_readings(self, round_index: int, ts: float) -> None:
+        """Ask every device (bridges for theirs) for a meter reading now: the final read."""
+        payload = encode(ReadRequest(round_index, ts, epoch=self.epoch))
+        self.client.publish(topics.read_topic(self.site), payload, retain=False)
 
     def drain(self) -> None:
         """Decode and deliver everything received since the last call (engine thread)."""
@@ -149,6 +172,10 @@ class MqttTransport:
     # --- internals -----------------------------------------------------------------------
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
+        bridge = topics.parse_bridge_topic(self.site, topic)
+        if bridge is not None:
+            self._on_bridge(topic, bridge, payload)
+            return
         parsed = topics.parse_device_topic(self.site, topic)
         if parsed is None or parsed[0] not in self.devices:
             self._reject(UNKNOWN_DEVICE, topic, "not a device in the map")
@@ -168,7 +195,27 @@ class MqttTransport:
         if isinstance(msg, MeterReading):
             self._on_reading(msg)  # type: ignore[misc]  # set in start()
         else:
-            self._on_status(msg)  # type: ignore[misc]
+            self._device_status[device] = msg
+            self._on_status(self._effective(msg))  # type: ignore[misc]
+
+    def _on_bridge(self, topic: str, bridge: str, payload: bytes) -> None:
+        """A bridge's birth or Last Will: every device it speaks for follows it."""
+        try:
+            msg = decode(DeviceStatus, payload)
+        except MessageError as err:
+            self._reject(err.kind, topic, str(err))
+            return
+        self.received["status"] += 1
+        self.bridges[bridge] = msg.online
+        for status in self._device_status.values():
+            if status.via == bridge:
+                self._on_status(self._effective(status))  # type: ignore[misc]
+
+    def _effective(self, s: DeviceStatus) -> DeviceStatus:
+        """A device behind a dead bridge is offline, whatever its retained status says."""
+        if s.online and s.via is not None and not self.bridges.get(s.via, True):
+            return replace(s, online=False)
+        return s
 
     def _reject(self, kind: str, topic: str, why: str) -> None:
         self.rejected[kind] += 1
@@ -200,6 +247,13 @@ class MqttTransport:
         if reconnected:
             self.reasserts += 1
             log.info("reasserted %d setpoints after reconnect", len(current))
+
+
+def _via(payload: bytes) -> str | None:
+    try:
+        return decode(DeviceStatus, payload).via
+    except MessageError:
+        return None
 
 
 def _status(online: bool) -> bytes:

@@ -172,6 +172,9 @@ class MqttClient:
             log.warning("publish to %s failed: %s", topic, paho.error_string(info.rc))
         return info
 
+    def is_connected(self) -> bool:
+        return self.connected.is_set()
+
     def get_nowait(self) -> Inbound | None:
         """The next inbound message, or None when there is none."""
         try:

@@ -6,6 +6,8 @@ topic string never appears anywhere else. The layout is the public contract docu
 
     lastwatt/<site>/round                       retained, controller -> all
     lastwatt/<site>/controller/status           retained, controller Last Will
+    lastwatt/<site>/read                        QoS 1, controller -> all: final meter read
+    lastwatt/<site>/bridge/<bridge>/status      retained, a bridge's birth and Last Will
     lastwatt/<site>/device/<device>/set         retained, QoS 1, controller -> device
     lastwatt/<site>/device/<device>/meter       QoS 1, device -> controller
     lastwatt/<site>/device/<device>/status      retained, device Last Will
@@ -56,6 +58,27 @@ def controller_status_topic(site: str) -> str:
     return f"{site_prefix(site)}/controller/status"
 
 
+def read_topic(site: str) -> str:
+    return f"{site_prefix(site)}/read"
+
+
+def bridge_status_topic(site: str, bridge: str) -> str:
+    return f"{site_prefix(site)}/bridge/{_check_device(bridge)}/status"
+
+
+def all_bridges_pattern(site: str) -> str:
+    return f"{site_prefix(site)}/bridge/+/status"
+
+
+def parse_bridge_topic(site: str, topic: str) -> str | None:
+    """``lastwatt/<site>/bridge/<bridge>/status`` -> the bridge id; anything else -> None."""
+    parts = topic.split("/")
+    if (len(parts) != 5 or parts[0] != ROOT or parts[1] != site or parts[2] != "bridge"
+            or parts[4] != STATUS or not _DEVICE_RE.match(parts[3])):
+        return None
+    return parts[3]
+
+
 def device_topic(site: str, device: str, kind: DeviceTopicKind) -> str:
     """``lastwatt/<site>/device/<device>/<kind>``, kind one of set, meter, status."""
     if kind not in DEVICE_KINDS:
@@ -97,8 +120,9 @@ def all_setpoints_pattern(site: str) -> str:
 
 
 def controller_subscriptions(site: str) -> list[str]:
-    """What the controller subscribes to: every device's readings and statuses."""
-    return [all_meters_pattern(site), all_statuses_pattern(site)]
+    """What the controller subscribes to: every device's readings and statuses, and the
+    bridges' statuses (their devices are offline with them)."""
+    return [all_meters_pattern(site), all_statuses_pattern(site), all_bridges_pattern(site)]
 
 
 # --- parsing ------------------------------------------------------------------------------
