@@ -31,7 +31,7 @@ from lastwatt.transport.mqtt_client import Inbound
 from lastwatt.transport.publish import Publish
 
 if TYPE_CHECKING:
-    from firmware_bridge.bridge import DeviceState
+    from firmware_bridge.state import DeviceState
 
 log = logging.getLogger(__name__)
 
