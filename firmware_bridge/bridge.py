@@ -55,6 +55,9 @@ SAME_READING_WINDOW_S = 0.5
 # share of the time between readings (later: at most that share of an interval overshoot).
 # Not on every reading: Tasmota writes PulseTime to its settings flash each time.
 REARM_SHARE = 0.1
+# An OFF not yet confirmed is not sent again within this time: the answers to a query sent
+# before it (Tasmota answers on RESULT and POWER) still say ON, and are no reason to repeat it.
+OFF_REPEAT_S = 1.0
 
 
 def make_dialects(cfg: BridgeConfig) -> dict[str, Dialect]:
@@ -275,8 +278,10 @@ class Bridge(ReadoutMixin):
 
     def _on_switched(self, st: DeviceState, ev: Switched) -> None:
         was_on, st.on = st.on, ev.on
+        if not ev.on:
+            st.off_sent_ts = -math.inf  # confirmed: a later ON is news
         if ev.on and not st.want_on:  # switched on by a button, a reboot or a late reply
-            self._send_all(st.dialect.switch(st.topic, False))
+            self._send_off(st)
         elif was_on and not ev.on and st.want_on and self.cfg.failsafe:
             # our timer ended before the quota did (the draw fell, or timer resolution):
             # read the register now and decide on the reading
@@ -330,11 +335,23 @@ class Bridge(ReadoutMixin):
             st.timer_end_ts = now + left_s
         was_on = st.want_on or bool(st.on)
         st.want_on = want
-        self._send_all(st.dialect.switch(st.topic, want, off_s))
+        if want:
+            st.off_sent_ts = -math.inf
+            self._send_all(st.dialect.switch(st.topic, True, off_s))
+        else:
+            self._send_off(st)
         if want:
             self._plan_poll(st)
         elif was_on:  # the register after the switch-off: the round's last energy
             self._final_read(st)
+
+    def _send_off(self, st: DeviceState) -> None:
+        now = self.clock()
+        if now - st.off_sent_ts < OFF_REPEAT_S:
+            self.counts["off_repeats_skipped"] += 1
+            return
+        st.off_sent_ts = now
+        self._send_all(st.dialect.switch(st.topic, False))
 
     def _time_left_s(self, st: DeviceState, now: float) -> tuple[float, str]:
         """Until the predicted quota (at the last measured power) or ``valid_until``, and

@@ -40,6 +40,7 @@ class DeviceState:
     read_pending: bool = False  # a final read was asked: publish its answer whatever it says
     poll_gen: int = 0  # the newest scheduled quota poll; older ones lapse
     applied: Setpoint | None = None  # the last setpoint taken
+    off_sent_ts: float = -math.inf  # an OFF sent and not yet confirmed (OFF_REPEAT_S)
 
     def round_energy_wh(self) -> float:
         if self.round_start_wh is None:

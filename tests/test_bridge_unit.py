@@ -361,3 +361,14 @@ def test_nothing_is_queued_while_the_bridge_is_disconnected(rig):
     rig.broker.clients[0].connected = True
     rig.advance(1)
     assert rig.commands() == []
+
+
+def test_stale_on_answers_to_an_earlier_query_do_not_repeat_an_unconfirmed_off(rig):
+    rig.inject(f"tele/{TAS[1]}/LWT", "Online")  # polls (POWER query) and switches it off
+    rig.sent()
+    rig.inject(f"stat/{TAS[1]}/RESULT", '{"POWER":"ON"}')  # the query's answers, stale
+    rig.inject(f"stat/{TAS[1]}/POWER", "ON")
+    assert rig.commands() == []
+    rig.inject(f"stat/{TAS[1]}/POWER", "OFF")  # the OFF confirmed: a later ON is news
+    rig.inject(f"stat/{TAS[1]}/POWER", "ON")
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF")]
