@@ -17,10 +17,11 @@ from lastwatt.model.selection import select_active_set
 from lastwatt.model.settlement import settle_businesses
 from lastwatt.rng import streams
 
+# token holdings: subnormal amounts make the reference's mean underflow to 0 (not a holding)
 holdings = arrays(
     float,
     st.integers(1, 300),
-    elements=st.one_of(st.just(0.0), st.just(1.0), st.floats(0, 1e6)),
+    elements=st.one_of(st.just(0.0), st.just(1.0), st.floats(0, 1e6, allow_subnormal=False)),
 )
 
 
