@@ -3,8 +3,8 @@ instants leaves a folder that `lastwatt report` reads, holding a prefix of the u
 run; `--resume` after SIGKILL gives byte-identical tables.
 
 One uninterrupted reference run (through the CLI, so the run id is the same) serves every
-case. LASTWATT_SIGNAL_INSTANTS sets the instants per signal: 8 by default to keep the suite short (CI: 20)
-(~1 s of CPU each), 20 for the acceptance run of issue 14.
+case. LASTWATT_SIGNAL_INSTANTS sets the instants per signal (~1 s of CPU each): 8 by default to
+keep a local run short, 20 in CI (.ci/run).
 """
 
 from __future__ import annotations
