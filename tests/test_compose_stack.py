@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import time
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -17,13 +18,16 @@ from tests.compose_harness import ROOT, Stack
 
 pytestmark = pytest.mark.integration
 
-MIN_ROUNDS = 3
+ROUNDS = 3  # the controller's run, bounded through .env's LASTWATT_ROUNDS
 
 
 def _env(tmp_path: Path) -> Path:
     env = tmp_path / ".env"
     subprocess.run(["sh", str(ROOT / "scripts/gen-env.sh"), str(env)], check=True,
                    capture_output=True, timeout=30)
+    text = env.read_text()
+    assert "\nLASTWATT_ROUNDS=" in text  # as a user would edit it
+    env.write_text(re.sub(r"(?m)^LASTWATT_ROUNDS=.*$", f"LASTWATT_ROUNDS={ROUNDS}", text))
     return env
 
 
@@ -55,44 +59,44 @@ def test_compose_stack_closes_the_loop_and_lands_every_round(stack):
         stack.start(name)
     stack.start("controller")
 
-    def rounds_in_db() -> int:
-        series = _vm_series(stack, "rounds_production_wh")
-        return len(series[0]["values"]) if series else 0
-
+    # the run ends by itself after ROUNDS rounds: the last one switches every device off and
+    # reads its meter, so nothing the fleet drew is missing from the run's tables
+    controller = stack.services["controller"].proc
     deadline = time.monotonic() + 240
-    while rounds_in_db() < MIN_ROUNDS + 1:
+    while controller.poll() is None:
         assert time.monotonic() < deadline, stack.logs("controller")[-3000:]
-        for name in ("controller", "bridge", "devices", "mosquitto"):
+        for name in ("bridge", "devices", "mosquitto"):
             assert stack.services[name].proc.poll() is None, f"{name} died: " + stack.logs(name)
         time.sleep(1)
-    assert stack.healthcheck("mosquitto").returncode == 0  # still healthy under load
-
-    # SIGINT (stop_signal): the run ends, writes its folder and exits 130 (interrupted)
-    assert stack.stop("controller", 60) == 130, stack.logs("controller")[-3000:]
-    assert stack.stop("devices") is not None
+    assert controller.returncode == 0, stack.logs("controller")[-3000:]
+    assert stack.healthcheck("mosquitto").returncode == 0  # still healthy after the run
+    assert stack.stop("devices") is not None  # SIGTERM: the fleet logs what it drew
     stack.stop("bridge")
 
     run_dirs = list((stack.volumes["lastwatt-data"] / "runs").iterdir())
     assert len(run_dirs) == 1, run_dirs
     devices = pd.read_parquet(run_dirs[0] / "devices.parquet")
     rounds = devices["round"].nunique()
-    assert rounds >= MIN_ROUNDS
+    assert rounds == ROUNDS
     # every device of the compose village was online and switched every round
     assert set(devices["device"]) == {f"plug-{i:02d}" for i in range(20)}
     assert (devices["online"] == 1).all()
 
-    # metered energy against what each simulated load really drew (the fleet's own integral,
-    # to the moment it stopped). The controller was interrupted inside a round whose energy is
-    # drawn but not in the tables, so per device: never more metered than drawn, and given a
-    # quota it drew. (Per round within 1 %: tests/test_mqtt_end_to_end.py, in one process.)
+    # per device, the run's metered energy against what its simulated load really drew (the
+    # fleet's own integral over the whole run, logged at exit): within 1 %
     fleet_log = stack.logs("devices")
     assert "DENIED" not in fleet_log and "simulated devices up" in fleet_log, fleet_log
     drawn = json.loads(re.search(r"energy drawn \(Wh\): (\{.*\})", fleet_log).group(1))
     metered = devices.groupby("device")["metered_wh"].sum()
     quota = devices.groupby("device")["quota_wh"].sum()
-    assert metered.sum() > 0
+    assert set(drawn) == set(metered.index)
+    village = tomllib.loads((ROOT / "deploy/compose/village.toml").read_text())
+    dialect = {d["id"]: d["dialect"] for d in village["devices"]["map"]}
+    # energy reached plugs of every dialect (native; Tasmota and Shelly through the bridge)
+    assert {dialect[d] for d in metered.index if metered[d] > 0} == set(dialect.values())
+    off = [d for d in metered.index if abs(metered[d] - drawn[d]) > 0.01 * drawn[d]]
+    assert not off, {d: (metered[d], drawn[d]) for d in off}
     for device, wh in metered.items():
-        assert wh <= drawn[device] * 1.01 + 1.0, device
         assert (wh > 0) == (quota[device] > 0), device
 
     # points counted in the database: one per device and round, values equal to the run's
