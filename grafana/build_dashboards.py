@@ -1,7 +1,7 @@
 """Writes grafana/dashboards/*.json: the four LastWatt dashboards, from one panel list each.
 
 Run ``python grafana/build_dashboards.py`` after changing a panel; the JSON files are checked
-in (Grafana provisions them) and tests/test_grafana_dashboards.py runs every query they hold.
+in (Grafana provisions them) and tests/deploy/test_grafana_dashboards.py runs every query they hold.
 Every selected value has an ``AS`` alias: the alias is the column a panel shows.
 
 Conventions (docs/monitoring.md): every query groups by ``run`` so several selected runs are

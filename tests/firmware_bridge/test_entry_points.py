@@ -18,7 +18,7 @@ from tests.mqtt_probe import Probe, wait_until
 SCRIPTS = Path(sysconfig.get_path("scripts"))
 BRIDGE = str(SCRIPTS / "lastwatt-bridge")
 LASTWATT = str(SCRIPTS / "lastwatt")
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bridge.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bridge.toml"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

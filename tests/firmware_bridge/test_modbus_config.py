@@ -13,7 +13,7 @@ import pytest
 from firmware_bridge.modbus.registers import METERS, Garbage, Register, check_energy
 from tests.servers import free_port
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 GOOD = """
 [[devices]]
 id = "r1"

@@ -12,7 +12,7 @@ from lastwatt.demand import business_load_factor, demand_series
 from lastwatt.rng import streams
 from lastwatt.weather import production_series
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 @pytest.mark.parametrize("name", ["greensboro", "cloudy_north", "cloudy_month"])

@@ -13,7 +13,7 @@ from lastwatt.cli import app
 from lastwatt.config import Config, load_config
 from lastwatt.config.bridge import BridgeConfig, load_bridge_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted([*(ROOT / "examples").glob("*.toml"),
                   *(ROOT / "deploy" / "compose").glob("*.toml")])
 

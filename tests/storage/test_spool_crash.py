@@ -15,8 +15,8 @@ import pytest
 from lastwatt.config.influx import InfluxConfig
 from lastwatt.storage.influx import make_influx_recorder
 from tests.servers import influxd_server, wait_for
+from tests.storage.test_storage_influx import count_points
 from tests.storage_data import expected_points, make_meta, make_rounds
-from tests.test_storage_influx import count_points
 
 pytestmark = pytest.mark.integration
 

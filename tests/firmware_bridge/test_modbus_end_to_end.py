@@ -32,8 +32,8 @@ pytestmark = pytest.mark.integration
 
 ROUNDS = 6
 SPEED = 1440.0  # a 1 h round in 2.5 s; the 180 s metering interval is 0.125 s
-# as tests/test_mqtt_end_to_end.py: each round's pool is below the selected businesses' caps,
-# so every relay stops at its quota before the round ends
+# as tests/transport/test_mqtt_end_to_end.py: each round's pool is below the selected
+# businesses' caps, so every relay stops at its quota before the round ends
 CONFIG_TOML = f"""
 rounds = {ROUNDS}
 seed = 3
@@ -189,7 +189,7 @@ def test_killed_controller_leaves_relays_off_by_valid_until(cfg, broker, tmp_pat
     ctl = subprocess.Popen(
         [sys.executable, "-m", "lastwatt.cli", "run", str(path), "--mqtt", url, "--quiet",
          "--out", str(tmp_path / "runs")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).parents[1])
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2])
     ids = [d.id for d in cfg.devices.map]
     try:
         wait_for(lambda: any(site.fleet.is_on(d) for d in ids), 60, "a relay switched on")

@@ -209,7 +209,7 @@ def test_killed_controller_leaves_devices_switching_off_by_valid_until(cfg, brok
     ctl = subprocess.Popen(
         [sys.executable, "-m", "lastwatt.cli", "run", str(path), "--mqtt", url, "--quiet",
          "--out", str(tmp_path / "runs")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).parents[1],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2],
     )
     ids = [d.id for d in cfg.devices.map]
     try:

@@ -168,7 +168,7 @@ def test_devices_command_starts_a_modbus_fleet_that_its_written_bridge_config_se
     proc = subprocess.Popen(
         [sys.executable, "-m", "lastwatt.cli", "devices", "--dialect", "modbus", "--count", "4",
          "--modbus-port", str(port), "--units-per-server", "2", "--bridge-config", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).parents[1])
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2])
     probe = Probe(mosquitto.port)
     bridge = None
     try:

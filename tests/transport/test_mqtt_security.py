@@ -17,7 +17,7 @@ from tests.servers import mosquitto_server, require_binary
 
 pytestmark = pytest.mark.integration
 
-DEPLOY = Path(__file__).parents[1] / "deploy" / "mosquitto"
+DEPLOY = Path(__file__).parents[2] / "deploy" / "mosquitto"
 USERS = {"controller": "ctl-pw", "d1": "d1-pw", "d2": "d2-pw"}
 # the harness writes its own listener and persistence lines; paths point into the test dir
 HARNESS_OWNED = ("listener", "persistence", "password_file", "acl_file", "cafile", "certfile",

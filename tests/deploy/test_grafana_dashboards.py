@@ -19,7 +19,7 @@ from lastwatt.config.influx import InfluxConfig
 from lastwatt.storage.influx import make_influx_recorder
 from tests.storage_data import START_TS, make_meta, make_rounds
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 
