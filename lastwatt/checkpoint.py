@@ -26,7 +26,7 @@ CHECKPOINT = "checkpoint.pkl"
 FORMAT = 1
 # the engine's wiring, rebuilt on resume; every other attribute is state and is pickled
 WIRING = frozenset({"cfg", "env", "clock", "market", "production_wh", "split", "devices",
-                    "transport", "record", "weather", "draw_factor", "first_round"})
+                    "transport", "record", "draw_factor", "first_round"})
 
 
 @dataclass(slots=True)
