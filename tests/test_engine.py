@@ -15,8 +15,8 @@ def test_a_reading_from_an_unknown_device_is_counted_by_the_engine_not_the_trans
 ):
     made = []
 
-    def with_a_ghost(*args):
-        transport = make(*args)
+    def with_a_ghost(*args, **kwargs):
+        transport = make(*args, **kwargs)
         start = transport.start
 
         def start_and_haunt(on_reading, on_status):
