@@ -14,18 +14,18 @@ caches) live in :mod:`lastwatt.model.fastpath` and never change a result.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from lastwatt.config import Config
-from lastwatt.errors import ConfigError, InputError
+from lastwatt.errors import ConfigError
 from lastwatt.model import agents, fastpath
 from lastwatt.model.allocation import allocate_to_selected
 from lastwatt.model.bandit import UcbAllocator
 from lastwatt.model.baselines import equal_allocation, last_output_allocation, random_allocation
 from lastwatt.model.beliefs import PublicBeliefs
+from lastwatt.model.contract import Outcome, Plan, check_available, check_metered, check_pool
 from lastwatt.model.decisions import Decisions
 from lastwatt.model.ledger import Ledger
 from lastwatt.model.metrics import BlockSums, turnover
@@ -53,35 +53,6 @@ BASELINES = (
 TOKEN_FLOWS = ("rewards_tokens", "slashed_tokens", "minted_tokens")
 # what a round without a business pool reports: nothing allocated, paid, burned or minted
 IDLE_FIGURES = dict.fromkeys((*BASELINES, *TOKEN_FLOWS), 0.0)
-
-
-@dataclass(slots=True)
-class Plan:
-    """What ``Market.plan`` decided for one round (steps 3-5)."""
-
-    round_index: int
-    stake_tokens: np.ndarray  # (N,) bonded this round
-    selected: np.ndarray  # (N,) bool
-    selected_idx: list[int]  # largest stake first
-    planned_wh: np.ndarray  # (N,)
-    unplaced_wh: float  # pool the caps could not place: back to the reserve
-    participation: float  # share of stakers with bonded stake
-    business_pool_wh: float
-    cap_wh: np.ndarray  # (N,) max_power_w * round_s / 3600, times the draw factor (read-only)
-    available: np.ndarray  # (N,) bool
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What ``Market.settle`` made of a plan and the metered energy (steps 6-7, metrics)."""
-
-    performance: np.ndarray  # (N,) p_i
-    result: np.ndarray  # (N,) R_i = metered E_i * p_i
-    revenue_tokens: np.ndarray
-    reward_tokens: np.ndarray  # revenue share paid to each business's stakers
-    slashed_tokens: np.ndarray
-    scalars: dict[str, float]  # keys: the ROUND_FIELDS the model owns
-    policy: dict[str, np.ndarray]  # keys lastwatt.result.POLICY_FIELDS, each (P,)
 
 
 class Market:
@@ -177,8 +148,8 @@ class Market:
         this round (its load profile); it scales the caps, for the allocation, the oracle and
         the baselines alike. None: every business can draw its max.
         """
-        pool_wh = _checked_pool(business_pool_wh)
-        avail = _checked_available(available, self.n_businesses)
+        pool_wh = check_pool(business_pool_wh)
+        avail = check_available(available, self.n_businesses)
         idle = pool_wh == 0 and self._bonded is not None  # nothing at stake: the bonds stand
         if not idle:
             self._decide_and_bond(self._streams.market)  # step 3
@@ -259,7 +230,7 @@ class Market:
         meters reported (N,). Call it every round, idle rounds too."""
         if plan is not self._plan:
             raise RuntimeError("settle() needs the plan returned by the latest plan() call")
-        metered = _checked_metered(metered_wh, self.n_businesses)
+        metered = check_metered(metered_wh, self.n_businesses)
         self._plan = None
         self._move_world(plan.round_index)
         performance = draw_performance(self.quality, self._sigma, self._streams.performance)
@@ -421,31 +392,3 @@ def _inflation(cfg: Config) -> Inflation | None:
     if mech.inflation_rate <= 0:
         return None
     return Inflation(mech.inflation_rate, mech.target_bonding_rate, mech.inflation_change)
-
-
-def _checked_pool(business_pool_wh: float) -> float:
-    try:
-        pool_wh = float(business_pool_wh)
-    except (TypeError, ValueError):
-        pool_wh = math.nan
-    if not math.isfinite(pool_wh) or pool_wh < 0:
-        raise InputError("business_pool_wh", f"must be finite and >= 0, got {business_pool_wh}")
-    return pool_wh
-
-
-def _checked_available(available: np.ndarray | None, n: int) -> np.ndarray:
-    avail = np.ones(n, dtype=bool) if available is None else np.asarray(available, dtype=bool)
-    if avail.shape != (n,):
-        raise InputError("available", f"needs shape ({n},), got {avail.shape}")
-    return avail
-
-
-def _checked_metered(metered_wh: np.ndarray, n: int) -> np.ndarray:
-    metered = np.asarray(metered_wh, dtype=float)
-    if metered.shape != (n,) or not metered.max() < np.inf:  # NaN fails the test too
-        raise InputError("metered_wh", f"needs {n} finite values")
-    if not metered.min() >= 0:
-        if not np.isfinite(metered).all():
-            raise InputError("metered_wh", f"needs {n} finite values")
-        raise InputError("metered_wh", "metered energy cannot be negative")
-    return metered
