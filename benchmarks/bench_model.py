@@ -4,8 +4,8 @@ Every round is a daytime round (a positive business pool, so settlement runs in 
 metered energy equal to the plan. Prints rounds per second per scale (wall clock) and the CPU
 time per round (``time.process_time``, of all threads: steadier on a shared machine); the target
 at 1M stakers x 10k businesses is >= 20 rounds/s, i.e. < 50 ms per plan + settle. Populations of
-at least ``lastwatt.model.parallel.THREADED_MIN_STAKERS`` use two threads, so there the wall
-time per round is below the CPU time when the second core is free (check ``uptime``).
+at least ``lastwatt.model.fastpath.THREADED_MIN_STAKERS`` use threads (one per CPU), so there
+the wall time per round is below the CPU time when other cores are free (check ``uptime``).
 
     python benchmarks/bench_model.py [--rounds 50] [--only 1M]
 """

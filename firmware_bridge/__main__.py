@@ -12,7 +12,7 @@ import typer
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.service import serve_until_signalled
 from lastwatt.config.bridge import load_bridge_config
-from lastwatt.errors import InputError
+from lastwatt.errors import OneLineError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 STATS_EVERY_S = 60.0
@@ -39,9 +39,9 @@ def serve(
 def main() -> None:
     try:
         app()
-    except InputError as err:
+    except OneLineError as err:  # bad input: 2; a service failing at run time: 3
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ from lastwatt.storage.journal import atomic_write
 from lastwatt.transport.memory import MemoryTransport
 
 CHECKPOINT = "checkpoint.pkl"
-FORMAT = 1
+FORMAT = 2  # 2: the market composed of Ledger, fastpath caches and site (issue 12)
 # the engine's wiring, rebuilt on resume; every other attribute is state and is pickled
 WIRING = frozenset({"cfg", "env", "clock", "market", "production_wh", "split", "devices",
-                    "transport", "record", "weather", "draw_factor", "first_round"})
+                    "transport", "record", "draw_factor", "first_round"})
 
 
 @dataclass(slots=True)

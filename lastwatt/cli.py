@@ -1,12 +1,14 @@
-"""The ``lastwatt`` command line: run, check, report, sweep, devices.
+"""The ``lastwatt`` command line: run, check, report, sweep (and devices, from firmware_bridge).
 
-Every user error (config, argument, data file) is one line on stderr and exit code 2.
+Every user error (config, argument, data file) is one line on stderr and exit code 2; a
+service failing at run time (broker, InfluxDB spool) is one line and exit code 3.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +21,7 @@ from rich.table import Table
 from typer._click import exceptions as click_errors
 
 from lastwatt.config import Config, load_config
-from lastwatt.errors import InputError
+from lastwatt.errors import InputError, OneLineError
 
 app = typer.Typer(
     help="LastWatt: community-staked routing of a solar container's business energy.",
@@ -97,10 +99,10 @@ def run(
         grafana = grafana_base(grafana, cfg.influx.grafana_url)
         recorders.append(make_influx_recorder(influx, cfg.influx))
     if mqtt:
-        from lastwatt.simulation import device_table
+        from lastwatt.site import site
         from lastwatt.transport.mqtt import make_mqtt_transport
 
-        transport = make_mqtt_transport(mqtt, cfg.mqtt, cfg.site, _device_ids(cfg, device_table))
+        transport = make_mqtt_transport(mqtt, cfg.mqtt, cfg.site, site(cfg).devices.ids)
     try:
         with terminate_as_interrupt(), _progress(cfg.rounds, quiet) as tick:
             output = run_simulation(cfg, out_dir, recorders, transport, progress=tick,
@@ -166,12 +168,6 @@ def _resumed_config(run_dir: Path, config: Path | None, *given: Any) -> tuple[Co
     if given[-1] is not None:
         raise InputError("--out", "not used with --resume", "the run folder is given already")
     return validate_config(recorded, source=str(path)), run_dir.parent
-
-
-def _device_ids(cfg: Config, device_table: Any) -> list[str]:
-    import numpy as np
-
-    return device_table(cfg, np.ones(cfg.businesses.count))[0].ids
 
 
 class _progress:
@@ -296,9 +292,14 @@ def experiment(
     console.print(f"{len(runs)} runs; report: {report_path}")
 
 
-from lastwatt.cli_devices import devices  # noqa: E402 - registered after the core commands
+def _add_installed_commands() -> None:
+    """Commands that other installed packages add (entry points ``lastwatt.commands``):
+    ``devices`` comes from firmware_bridge, which depends on lastwatt, never the reverse."""
+    for entry in entry_points(group="lastwatt.commands"):
+        app.command(name=entry.name)(entry.load())
 
-app.command()(devices)
+
+_add_installed_commands()  # after the core commands: they come first in --help
 
 
 def _one_line(message: str) -> None:
@@ -312,9 +313,9 @@ def main() -> None:
     try:
         # not standalone: click's usage errors come here and become one line, not a block
         code = app(standalone_mode=False)
-    except InputError as err:
+    except OneLineError as err:  # bad input: 2; a service failing at run time: 3
         _one_line(str(err))
-        sys.exit(2)
+        sys.exit(err.exit_code)
     except click_errors.NoArgsIsHelpError as err:
         console.print(err.ctx.get_help() if err.ctx else "")
         sys.exit(0)

@@ -1,10 +1,11 @@
-"""The SimPy engine: the weather and the rounds are processes, devices live behind a transport.
+"""The SimPy engine: one process runs the rounds; devices live behind a transport.
 
 Headless and real time are one engine with two clocks (as in SimPy's own ``rt`` module):
 :class:`Clock` maps simulated seconds onto UTC epoch timestamps — onto ``time.start`` in
-virtual time, onto the wall clock in real time — and the round process reads like MODEL.md:
-weather -> split -> stakes -> selection -> allocation -> setpoints -> devices -> meters ->
-result.
+virtual time, onto the wall clock in real time — and the round process reads like
+docs/model.md: weather (precomputed for the run) -> split -> stakes -> selection -> allocation
+-> setpoints -> devices -> meters -> result. What the engine does per transport follows the
+transport's capability flags (:class:`~lastwatt.transport.base.Transport`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -24,9 +24,9 @@ from lastwatt.meters import MeterBook
 from lastwatt.model.market import Market, Outcome, Plan
 from lastwatt.model.split import EnergySplit
 from lastwatt.result import RoundResult
-from lastwatt.setpoints import device_quotas_wh, make_setpoints
+from lastwatt.setpoints import device_quotas_wh, make_setpoints, simulated_wh
+from lastwatt.site import Devices
 from lastwatt.transport.base import Transport
-from lastwatt.transport.memory import MemoryTransport
 
 log = logging.getLogger(__name__)
 
@@ -38,29 +38,30 @@ READ_POLL_S = 0.01  # wall seconds between looks at the answers
 
 
 class Clock:
-    """Simulated seconds -> epoch seconds; in real time also measures lag."""
+    """Simulated seconds -> epoch seconds; in real time also measures lag.
+
+    ``speed`` compresses real time (1 in virtual time): devices live in physical time, so they
+    meter ``speed`` times less energy per simulated round (:mod:`lastwatt.setpoints`).
+    """
 
     def __init__(self, env: simpy.Environment, start_epoch: float, realtime: bool, speed: float):
         self.env = env
         self.realtime = realtime
         self.speed = speed if realtime else 1.0
         self.origin = time.time() if realtime else start_epoch
-        # devices meter physical time: compressed real time shrinks their energy by speed
-        self.energy_scale = self.speed
 
     def ts(self, sim_s: float | None = None) -> float:
+        """``sim_s`` (default: the present) as epoch seconds; the devices' clock too."""
         return self.origin + (self.env.now if sim_s is None else sim_s) / self.speed
 
-    def now_ts(self) -> float:
-        """The present as epoch seconds (the devices' clock; called once per reading)."""
-        return self.origin + self.env.now / self.speed
-
     def lag_s(self) -> float:
+        """Real time: how far the present runs behind the wall clock (0 in virtual time)."""
         return max(0.0, time.time() - self.ts()) if self.realtime else 0.0
 
 
 def make_env(cfg: Config, initial_time: float = 0.0) -> simpy.Environment:
-    """``initial_time``: a resumed run starts at its first round's simulated second."""
+    """A virtual-time environment, or a real-time one ``time.speed`` times faster;
+    ``initial_time``: a resumed run starts at its first round's simulated second."""
     if cfg.time.realtime:
         # strict=False: a late round is measured and reported (lag_s), not an exception
         return simpy.rt.RealtimeEnvironment(initial_time, factor=1.0 / cfg.time.speed,
@@ -68,16 +69,17 @@ def make_env(cfg: Config, initial_time: float = 0.0) -> simpy.Environment:
     return simpy.Environment(initial_time)
 
 
-@dataclass(slots=True)
-class Devices:
-    """The device table: ids and which business each serves."""
-
-    ids: list[str]
-    business: np.ndarray  # (D,) int
-    max_power_w: np.ndarray  # (D,)
-
-
 class Engine:
+    """Drives one run: a SimPy process per round plans the market, sends setpoints through the
+    transport, meters the round and settles it, then hands the :class:`RoundResult` to
+    ``record``.
+
+    ``production_wh`` (R,) and ``split`` are precomputed for the whole run (vectorised);
+    ``draw_factor`` (R, N) is each business's load profile (None: flat). Inbound readings and
+    statuses arrive through :meth:`on_reading` / :meth:`on_status` in the engine's thread.
+    ``settle_grace_s`` (wall seconds) waits for late readings before settling a round.
+    """
+
     def __init__(
         self, cfg: Config, env: simpy.Environment, clock: Clock, market: Market,
         production_wh: np.ndarray, split: EnergySplit, devices: Devices, transport: Transport,
@@ -88,7 +90,7 @@ class Engine:
         self.production_wh = production_wh
         self.split, self.devices, self.transport, self.record = split, devices, transport, record
         self.settle_grace_s = settle_grace_s
-        self.draw_factor = draw_factor  # (R, N) businesses' load profiles; None: flat
+        self.draw_factor = draw_factor
         skew_s = cfg.devices.max_clock_skew_s
         self.book = MeterBook(devices.ids, devices.max_power_w, cfg.devices.plausibility_margin,
                               skew_s, burst_s=skew_s + cfg.time.metering_interval_s / clock.speed)
@@ -96,68 +98,78 @@ class Engine:
         self.quota_wh = np.zeros(len(devices.ids))  # current round, physical Wh
         self.switched_off = np.zeros(len(devices.ids), dtype=bool)
         self.prev_on = np.ones(len(devices.ids), dtype=bool)  # force the first setpoints
-        self.weather: simpy.Store = simpy.Store(env, capacity=1)
-        # in-process mock devices enforce their own quotas; an external fleet is watched
-        self.ticking = not isinstance(transport, MemoryTransport)
         self.round = -1
         self.max_lag_s = 0.0
-        self.unknown = 0
+        self.unknown_readings = 0  # from devices the meter book does not know
         self.first_round = 0  # > 0: a resumed run (lastwatt.checkpoint)
         self.read_timeouts = 0  # devices that did not answer a final read in time
         self.no_off_timer: set[str] = set()  # plugs without their own off-timer (flagged)
 
     # -- inbound ---------------------------------------------------------------------------
     def on_reading(self, r: MeterReading) -> None:
+        """Book a meter reading (a device the book does not know is counted, not raised)."""
         try:
-            self.book.ingest(r, self.clock.now_ts())
+            self.book.ingest(r, self.clock.ts())
         except KeyError:
-            rejected = self.transport.rejected
-            rejected["unknown_device"] = rejected.get("unknown_device", 0) + 1
+            self.unknown_readings += 1
 
     def on_status(self, s: DeviceStatus) -> None:
+        """A device went online or offline: its business is available while one is online."""
         i = self.book.index.get(s.device)
         if i is not None:
             self.online[i] = s.online
             if s.off_timer is False:
                 self.no_off_timer.add(s.device)
 
-    # -- processes -------------------------------------------------------------------------
-    def weather_process(self):
-        """Hands each round its production (drawn up front, vectorised, from the weather source)."""
-        for k in range(self.first_round, self.cfg.rounds):
-            yield self.weather.put((k, float(self.production_wh[k])))
-            yield self.env.timeout(self.cfg.time.round_s)
+    def rejected(self) -> dict[str, int]:
+        """Inbound messages rejected, by kind: the transport's and the engine's own."""
+        counts = dict(self.transport.rejected)
+        if self.unknown_readings:
+            counts["unknown_device"] = counts.get("unknown_device", 0) + self.unknown_readings
+        return counts
 
+    # -- the round process -----------------------------------------------------------------
     def rounds_process(self):
+        """Round k starts at ``k * round_s`` (or at once when the last one ran late): weather
+        (precomputed) -> split -> market plan -> setpoints -> devices -> meters -> settle."""
         round_s = self.cfg.time.round_s
-        for _ in range(self.first_round, self.cfg.rounds):
-            k, production_wh = yield self.weather.get()
+        for k in range(self.first_round, self.cfg.rounds):
             t0 = k * round_s  # the schedule, not env.now: a settle grace must not drift it
-            lag = self.clock.lag_s()
-            self.max_lag_s = max(self.max_lag_s, lag)
-            if lag > LAG_WARN_S:
-                log.warning("round %d starts %.2f s behind the wall clock", k, lag)
+            if t0 > self.env.now:
+                yield self.env.timeout(t0 - self.env.now)
+            lag = self._measure_lag(k)
             self.transport.drain()  # the statuses start() waited for: round 0 knows who is on
-            if k == self.first_round and self.ticking:  # counters before they draw: baselines
-                yield from self._final_read()
+            if k == self.first_round and not self.transport.enforces_quotas:
+                yield from self._final_read()  # counters before they draw: baselines
             plan = self.market.plan(
                 k, float(self.split.business_pool_wh[k]), round_s, self._available(),
                 None if self.draw_factor is None else self.draw_factor[k],
             )
-            self._send_plan(k, plan, production_wh, t0)
+            self._send_plan(k, plan, float(self.production_wh[k]), t0)
             yield from self._meter_round(t0 + round_s, last=k == self.cfg.rounds - 1)
             self.transport.drain()
             metered_wh = np.bincount(
-                self.devices.business, weights=self.book.round_wh,
+                self.devices.business, weights=self._device_metered_wh(),
                 minlength=self.market.n_businesses,
-            ) * self.clock.energy_scale
+            )
             outcome = self.market.settle(plan, metered_wh)
             self.record(self._result(k, t0, plan, outcome, metered_wh, lag))
 
     # -- steps -----------------------------------------------------------------------------
+    def _measure_lag(self, k: int) -> float:
+        lag = self.clock.lag_s()
+        self.max_lag_s = max(self.max_lag_s, lag)
+        if lag > LAG_WARN_S:
+            log.warning("round %d starts %.2f s behind the wall clock", k, lag)
+        return lag
+
     def _available(self) -> np.ndarray:
         n = self.market.n_businesses
         return np.bincount(self.devices.business, weights=self.online, minlength=n) > 0
+
+    def _device_metered_wh(self) -> np.ndarray:
+        """What each device metered this round, in simulated Wh."""
+        return simulated_wh(self.book.round_wh, self.clock.speed)
 
     def _send_plan(self, k: int, plan: Plan, production_wh: float, t0: float) -> None:
         self.transport.drain()
@@ -165,30 +177,31 @@ class Engine:
         start_ts, end_ts = self.clock.ts(t0), self.clock.ts(t0 + self.cfg.time.round_s)
         self.book.open_round(start_ts)
         self.quota_wh = device_quotas_wh(
-            plan.planned_wh, self.devices.business, self.devices.max_power_w, self.online
-        ) / self.clock.energy_scale
+            plan.planned_wh, self.devices.business, self.devices.max_power_w, self.online,
+            self.clock.speed,
+        )
         self.switched_off[:] = False
         self.transport.publish_round(RoundInfo(
             k, start_ts, end_ts, production_wh, plan.business_pool_wh, list(plan.selected_idx),
         ))
         valid_until = end_ts + self.cfg.time.metering_interval_s / self.clock.speed
         on = self.quota_wh > 0
-        # a device that stays off need not hear it again (in real time every round is resent)
-        send = on | self.prev_on | self.ticking
+        # a device that stays off need not hear it again, unless delivery may be lost
+        send = on | self.prev_on | (not self.transport.delivers_reliably)
         self.prev_on = on
-        sps = make_setpoints(k, [d for d, s in zip(self.devices.ids, send, strict=True) if s],
-                             self.quota_wh[send] * self.clock.energy_scale,
-                             self.cfg.time.round_s, valid_until, self.clock.energy_scale)
-        for sp in sps:
+        ids = [d for d, s in zip(self.devices.ids, send, strict=True) if s]
+        for sp in make_setpoints(k, ids, self.quota_wh[send], self.cfg.time.round_s,
+                                 valid_until, self.clock.speed):
             self.transport.send_setpoint(sp)
 
     def _meter_round(self, t_end: float, last: bool):
-        """Wait out the round; with an external transport, enforce quotas every interval.
+        """Wait out the round; unless the devices enforce their quotas themselves, switch off
+        every device that reached its quota, every metering interval.
 
         After the last round every device is switched off: nothing may draw unmetered.
         """
         env = self.env
-        if not self.ticking:
+        if self.transport.enforces_quotas:
             yield env.timeout(t_end - env.now)
             yield env.timeout(0)  # let the devices' readings at t_end land first
             if last:
@@ -208,7 +221,7 @@ class Engine:
     def _final_read(self):
         """Ask every device for its meter at the round's end and wait (bounded) for the
         answers, so the round books what the plugs' counters say, not their last telemetry."""
-        ts = self.clock.now_ts()
+        ts = self.clock.ts()
         self.transport.request_readings(max(self.round, 0), ts)
         waiting = self.online.copy()
         deadline = time.monotonic() + READ_WAIT_MAX_S
@@ -258,7 +271,16 @@ class Engine:
             "lag_s": lag,
             **{f"rejected_{k}": float(v) for k, v in self.book.round_counts.items()},
         }
-        business = {
+        return RoundResult(
+            round=k, start_ts=self.clock.ts(t0), end_ts=self.clock.ts(t0 + self.cfg.time.round_s),
+            scalars=scalars, selected=list(plan.selected_idx),
+            business=self._business_columns(plan, out, metered_wh),
+            policy=out.policy, device_ids=self.devices.ids, device=self._device_columns(),
+        )
+
+    def _business_columns(self, plan: Plan, out: Outcome,
+                          metered_wh: np.ndarray) -> dict[str, np.ndarray]:
+        return {
             "stake_tokens": plan.stake_tokens,
             "selected": plan.selected.astype(np.int8),
             "planned_wh": plan.planned_wh,
@@ -269,19 +291,16 @@ class Engine:
             "reward_tokens": out.reward_tokens,
             "slashed_tokens": out.slashed_tokens,
         }
-        device = {
+
+    def _device_columns(self) -> dict[str, np.ndarray]:
+        return {
             "business": self.devices.business,
-            "quota_wh": self.quota_wh * self.clock.energy_scale,
-            "metered_wh": self.book.round_wh * self.clock.energy_scale,
+            "quota_wh": simulated_wh(self.quota_wh, self.clock.speed),
+            "metered_wh": self._device_metered_wh(),
             **self._last_readings(),
             "online": self.online.astype(np.int8),
             "rejected_readings": self.book.round_rejected,
         }
-        return RoundResult(
-            round=k, start_ts=self.clock.ts(t0), end_ts=self.clock.ts(t0 + self.cfg.time.round_s),
-            scalars=scalars, selected=list(plan.selected_idx), business=business,
-            policy=out.policy, device_ids=self.devices.ids, device=device,
-        )
 
     def _last_readings(self) -> dict[str, np.ndarray]:
         """Power and relay state as last read; unknown (NaN) for a device now offline."""
@@ -292,10 +311,10 @@ class Engine:
         }
 
     def run(self) -> None:
+        """Start the transport, then run every round to the end."""
         self.transport.start(self.on_reading, self.on_status)
         if isinstance(self.env, simpy.rt.RealtimeEnvironment):
             self.env.sync()  # connecting is not lag: the wall clock starts now
             self.clock.origin = time.time() - self.env.now / self.clock.speed
-        self.env.process(self.weather_process())
         done = self.env.process(self.rounds_process())
         self.env.run(until=done)

@@ -1,14 +1,22 @@
-"""User-facing input errors: one line naming the field, the bad value and the fix.
+"""Errors the user sees as one line: what is at fault, the problem and the fix.
 
-Every bad input (config, CLI argument, CSV series, weather file) ends in an
-:class:`InputError`; the CLI prints ``str(err)`` and exits with code 2.
+Two kinds, told apart by their exit code (docs/cli.md):
+
+- :class:`InputError` (exit 2): bad input from the user — config, CLI argument, CSV series,
+  weather file, run folder. Fixing the input fixes the run.
+- :class:`ServiceError` (exit 3): a runtime or service failure — the broker cannot be reached
+  or refuses us, the InfluxDB spool overflowed. The input may be fine; a server is not.
+
+The CLIs print ``str(err)`` and exit with ``err.exit_code``; never a traceback.
 """
 
 from __future__ import annotations
 
 
-class InputError(Exception):
-    """Bad input from a user. ``str()`` is the one-line message shown by the CLI."""
+class OneLineError(Exception):
+    """Base of the errors shown as one line. ``str()`` is the message the CLI prints."""
+
+    exit_code = 1
 
     def __init__(self, where: str, problem: str, fix: str = "") -> None:
         self.where = where
@@ -20,9 +28,21 @@ class InputError(Exception):
         super().__init__(msg)
 
 
+class InputError(OneLineError):
+    """Bad input from a user (exit code 2)."""
+
+    exit_code = 2
+
+
 class ConfigError(InputError):
     """A config value is invalid; ``where`` is the dotted path (``businesses.active_set``)."""
 
 
 class SeriesError(InputError):
     """A data file (CSV series, weather year) is invalid; ``where`` is ``file:line:column``."""
+
+
+class ServiceError(OneLineError):
+    """A runtime failure of a service the run depends on (exit code 3), not bad input."""
+
+    exit_code = 3

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from lastwatt.result import COMPARED
 from lastwatt.summary import efficiency_interval
 
 if TYPE_CHECKING:
@@ -21,13 +22,7 @@ if TYPE_CHECKING:
     from lastwatt.experiment import SuiteConfig
 
 # label -> runs.csv column (efficiency against the per-round oracle)
-BASELINES = {
-    "equal split": "eff_equal_split",
-    "random I": "eff_random_i",
-    "reweighted selection": "eff_reweighted_selection",
-    "self-proportional": "eff_self_proportional",
-    "UCB": "eff_ucb",
-}
+BASELINES = {a.label: f"eff_{a.key}" for a in COMPARED if a.key != "lastwatt"}
 KNOWS = {
     "oracle": "this round's p_i, no I limit",
     "I-limited q-oracle": "true q_i, at most I businesses (the realistic ceiling)",

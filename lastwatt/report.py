@@ -20,24 +20,20 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure  # no pyplot: no backend, no global state, thread-safe
 
 from lastwatt.errors import InputError
+from lastwatt.result import ALLOCATIONS, COMPARED
 from lastwatt.storage.files import read_table
 
 DAILY_AFTER_S = 3 * 86_400.0
 MAX_BUSINESS_ROWS = 40  # raster / legend beyond this gets unreadable: show the most staked
 DPI = 110
-ALLOCATIONS = {  # label -> rounds column
-    "LastWatt": "total_result",
-    "reweighted selection": "reweighted_selection_result",
-    "self-proportional": "self_proportional_result",
-    "UCB": "ucb_result",
-    "random I": "random_result",
-    "equal split": "equal_result",
+COLORS = {  # by allocation key (lastwatt.result.ALLOCATIONS)
+    "lastwatt": "#c44e52", "reweighted_selection": "#8172b2", "self_proportional": "#937860",
+    "ucb": "#da8bc3", "random_i": "#55a868", "equal_split": "#4c72b0",
 }
 REQUIRED = {
     "rounds": ("ts", "production_wh", "community_wh", "household_wh", "reserve_wh",
-               "planned_wh", "unserved_community_wh", "unserved_household_wh", "total_result",
-               "oracle_result", "equal_result", "random_result",
-               "reweighted_selection_result", "self_proportional_result", "ucb_result"),
+               "planned_wh", "unserved_community_wh", "unserved_household_wh",
+               *(a.column for a in ALLOCATIONS)),
     "businesses": ("round", "ts", "business", "stake_tokens", "selected", "performance"),
     "policies": ("round", "ts", "policy", "stakers", "wealth_tokens"),
 }
@@ -241,7 +237,7 @@ def selected_set(run: RunTables, path: Path) -> Path:
 
 def efficiency(run: RunTables, path: Path) -> Path:
     """Figure: total result of LastWatt and the baselines relative to the oracle."""
-    cols = ["oracle_result", *ALLOCATIONS.values()]
+    cols = [a.column for a in ALLOCATIONS]
     agg = _by_period(run.rounds, run.daily, cols)
     if not run.daily:  # per-round ratios are noisy: a 6-round rolling sum
         agg = agg.rolling(6, min_periods=1).sum()
@@ -250,14 +246,11 @@ def efficiency(run: RunTables, path: Path) -> Path:
     total_oracle = float(run.rounds["oracle_result"].sum())
     fig = Figure(figsize=(11, 5))
     ax = fig.subplots()
-    styles = {"LastWatt": ("#c44e52", 2.0), "reweighted selection": ("#8172b2", 1.0),
-              "self-proportional": ("#937860", 1.0), "UCB": ("#da8bc3", 1.0),
-              "random I": ("#55a868", 1.0), "equal split": ("#4c72b0", 1.0)}
-    for label, col in ALLOCATIONS.items():
-        whole = run.rounds[col].sum() / total_oracle if total_oracle > 0 else float("nan")
-        color, lw = styles[label]
-        ax.plot(agg.index, agg[col] / oracle, color=color, lw=lw,
-                label=f"{label} (whole run {whole:.1%})", drawstyle="steps-post")
+    for a in COMPARED:
+        whole = run.rounds[a.column].sum() / total_oracle if total_oracle > 0 else float("nan")
+        ax.plot(agg.index, agg[a.column] / oracle, color=COLORS[a.key],
+                lw=2.0 if a.key == "lastwatt" else 1.0,
+                label=f"{a.label} (whole run {whole:.1%})", drawstyle="steps-post")
     ax.axhline(1.0, color="black", lw=0.8, ls="--", label="oracle")
     ax.axhline(0.0, color="black", lw=0.5)
     ax.set_ylabel("total result R / oracle R" + (" (per day)" if run.daily

@@ -91,6 +91,31 @@ STAKER_FIELDS: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """One way to allocate the business pool, under its three names."""
+
+    column: str  # per-round result R in the rounds table (ROUND_FIELDS)
+    key: str  # in the run summary (``result``, ``efficiency``) and sweep tables (``eff_<key>``)
+    label: str  # in figures and reports
+
+
+#: The mechanism, the two ceilings and the baselines (docs/model.md), in summary order.
+ALLOCATIONS: tuple[Allocation, ...] = (
+    Allocation("total_result", "lastwatt", "LastWatt"),
+    Allocation("oracle_result", "oracle", "oracle"),
+    Allocation("equal_result", "equal_split", "equal split"),
+    Allocation("random_result", "random_i", "random I"),
+    Allocation("quality_oracle_result", "quality_oracle", "quality oracle"),
+    Allocation("reweighted_selection_result", "reweighted_selection", "reweighted selection"),
+    Allocation("self_proportional_result", "self_proportional", "self-proportional"),
+    Allocation("ucb_result", "ucb", "UCB"),
+)
+CEILINGS = ("oracle", "quality_oracle")  # the others are measured against them
+#: LastWatt and the baselines: everything but the ceilings.
+COMPARED: tuple[Allocation, ...] = tuple(a for a in ALLOCATIONS if a.key not in CEILINGS)
+
+
 @dataclass(slots=True)
 class RoundResult:
     """Everything one round produced. Arrays are indexed by business / policy / device."""

@@ -1,10 +1,10 @@
-"""Planned business energy -> one setpoint per device.
+"""Planned business energy -> one quota and one setpoint per device, in the devices' own time.
 
-A business's devices that are online share its planned energy in proportion to their
-maximum draw. Quotas go out in the devices' own (physical) time: when real time is
-compressed by ``speed``, a device runs ``speed`` times shorter than the simulated round,
-so its quota is the planned energy divided by ``energy_scale`` (and metered energy is
-multiplied back by it).
+A business's devices that are online share its planned energy in proportion to their maximum
+draw. Devices meter physical time: when real time is compressed by ``speed``, a device runs
+``speed`` times shorter than the simulated round, so its quota is the planned energy divided by
+``speed`` (at the same power), and what it meters is multiplied back by ``speed``. This module
+is the one place where that conversion happens.
 """
 
 from __future__ import annotations
@@ -16,27 +16,36 @@ from lastwatt.messages import Setpoint
 
 def device_quotas_wh(
     planned_wh: np.ndarray, device_business: np.ndarray, device_max_w: np.ndarray,
-    online: np.ndarray,
+    online: np.ndarray, speed: float = 1.0,
 ) -> np.ndarray:
-    """Split each business's planned energy over its online devices by max draw."""
+    """Each device's quota (D,) in physical Wh: its business's planned energy (simulated Wh)
+    split over the business's online devices by max draw, divided by ``speed``."""
     weight = np.where(online, device_max_w, 0.0)
     business_weight = np.bincount(device_business, weights=weight, minlength=len(planned_wh))
     share = np.divide(
         weight, business_weight[device_business],
         out=np.zeros_like(weight), where=business_weight[device_business] > 0,
     )
-    return planned_wh[device_business] * share
+    return planned_wh[device_business] * share / speed
 
 
 def make_setpoints(
     round_index: int, device_ids: list[str], quota_wh: np.ndarray, round_s: float,
-    valid_until: float, energy_scale: float = 1.0,
+    valid_until: float, speed: float = 1.0,
 ) -> list[Setpoint]:
-    round_h = round_s / 3600.0
+    """Setpoints for ``device_ids`` from their quotas (physical Wh, :func:`device_quotas_wh`):
+    on when the quota is positive, at the power that draws it in the round's physical length
+    (``round_s / speed``)."""
+    physical_round_h = round_s / 3600.0 / speed
     return [
         Setpoint(
-            device=d, round=round_index, on=bool(q > 0), power_w=float(q / round_h),
-            quota_wh=float(q / energy_scale), valid_until=valid_until,
+            device=d, round=round_index, on=bool(q > 0), power_w=float(q / physical_round_h),
+            quota_wh=float(q), valid_until=valid_until,
         )
         for d, q in zip(device_ids, quota_wh.tolist(), strict=True)
     ]
+
+
+def simulated_wh(physical_wh: np.ndarray, speed: float) -> np.ndarray:
+    """Energy a device metered (physical Wh) as simulated Wh."""
+    return physical_wh * speed

@@ -24,13 +24,14 @@ from lastwatt import __version__, checkpoint
 from lastwatt.config import Config
 from lastwatt.demand import business_load_factor, demand_series
 from lastwatt.devices import DeviceModel, profile_fn
-from lastwatt.engine import Clock, Devices, Engine, make_env
+from lastwatt.engine import Clock, Engine, make_env
 from lastwatt.errors import InputError
 from lastwatt.model.market import Market
 from lastwatt.model.split import split_energy
 from lastwatt.result import RoundResult, RunMeta
 from lastwatt.rng import streams
 from lastwatt.signals import deferred
+from lastwatt.site import Devices, site
 from lastwatt.storage.files import FileRecorder, prepare_run_dir
 from lastwatt.storage.recorder import Recorder, Recorders
 from lastwatt.summary import summarise
@@ -65,21 +66,6 @@ def run_id_of(cfg: Config) -> str:
     return f"{cfg.scenario}-{cfg.seed}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
-def device_table(cfg: Config, max_power_w: np.ndarray) -> tuple[Devices, dict[str, str]]:
-    """Explicit ``devices.map``, else ``per_business`` native devices per business."""
-    if cfg.devices.map:
-        entries = [(d.id, d.business, d.dialect) for d in cfg.devices.map]
-    else:
-        entries = [
-            (f"b{b:03d}-d{j}", b, "native")
-            for b in range(cfg.businesses.count) for j in range(cfg.devices.per_business)
-        ]
-    business = np.array([b for _, b, _ in entries], dtype=np.int64)
-    per_business = np.bincount(business, minlength=cfg.businesses.count)
-    dev_max = max_power_w[business] / np.maximum(per_business[business], 1)
-    return Devices([e[0] for e in entries], business, dev_max), {e[0]: e[2] for e in entries}
-
-
 def mock_transport(cfg: Config, env: simpy.Environment, clock: Clock, devices: Devices,
                    rng: np.random.Generator, load: np.ndarray, start: bool = True
                    ) -> MemoryTransport:
@@ -91,7 +77,7 @@ def mock_transport(cfg: Config, env: simpy.Environment, clock: Clock, devices: D
         MockDevice(
             env,
             DeviceModel(d, float(devices.max_power_w[i]), profile, rng, cfg.devices.noise_sd),
-            clock.now_ts, cfg.time.metering_interval_s, load[:, devices.business[i]], start,
+            clock.ts, cfg.time.metering_interval_s, load[:, devices.business[i]], start,
         )
         for i, d in enumerate(devices.ids)
     ]
@@ -128,8 +114,9 @@ def run_simulation(
     round_h = cfg.time.round_s / 3600.0
     split = split_energy(production_wh, demand.community_wh, demand.household_wh,
                          cfg.demand.reserve_fraction, cfg.demand.reserve_w * round_h)
-    market = cp.market if cp is not None else Market(cfg, rs)
-    devices, dialects = device_table(cfg, market.max_power_w)
+    the_site = site(cfg, rs.businesses)
+    market = cp.market if cp is not None else Market(cfg, rs, the_site)
+    devices = the_site.devices
     env = make_env(cfg, first * cfg.time.round_s)
     clock = Clock(env, cfg.time.start.timestamp(), cfg.time.realtime, cfg.time.speed)
     load = business_load_factor(cfg)  # (R, N): what each business can draw, per round
@@ -139,7 +126,7 @@ def run_simulation(
     files = FileRecorder(run_dir, cfg.output.format)  # in memory only when run_dir is None
     sinks = Recorders([files, *recorders])
     meta = RunMeta(run_id, cfg.site, cfg.scenario, cfg.seed, market.business_names,
-                   market.policy_names, dialects, cfg.model_dump(mode="json"))
+                   market.policy_names, devices.dialects, cfg.model_dump(mode="json"))
     files.open(meta, first)
     for sink in recorders:
         sink.open(meta)
@@ -176,7 +163,7 @@ def run_simulation(
                 version=__version__, run_id=run_id, seed=cfg.seed,
                 rounds_completed=len(tables["rounds"]), rounds_configured=cfg.rounds,
                 wall_time_s=round(time.perf_counter() - wall0, 3), max_lag_s=engine.max_lag_s,
-                rejected=dict(transport.rejected), meter=dict(engine.book.counts),
+                rejected=engine.rejected(), meter=dict(engine.book.counts),
                 no_off_timer=sorted(engine.no_off_timer), read_timeouts=engine.read_timeouts,
                 error=None if error is None else f"{type(error).__name__}: {error}",
             )

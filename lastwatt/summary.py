@@ -7,26 +7,42 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RESULT_COLUMNS = {
-    "lastwatt": "total_result",
-    "oracle": "oracle_result",
-    "equal_split": "equal_result",
-    "random_i": "random_result",
-    "quality_oracle": "quality_oracle_result",
-    "reweighted_selection": "reweighted_selection_result",
-    "self_proportional": "self_proportional_result",
-    "ucb": "ucb_result",
-}
+from lastwatt.result import ALLOCATIONS
+
+RESULT_COLUMNS = {a.key: a.column for a in ALLOCATIONS}  # summary key -> rounds column
+
+
+def last_quarter(n: int) -> slice:
+    """The last quarter of ``n`` rows (of daytime rounds): has the run settled by then?"""
+    return slice(n * 3 // 4, None)
+
+
+def best_businesses(businesses: pd.DataFrame, active_set: int) -> set[int]:
+    """The ``active_set`` businesses with the best realised mean performance (the run's
+    revealed q_i; p_i is drawn for every business every round)."""
+    mean_perf = businesses.groupby("business", sort=False)["performance"].mean()
+    return set(mean_perf.nlargest(active_set).index)
+
+
+def top_quality_share(businesses: pd.DataFrame, rounds: pd.DataFrame, active_set: int) -> float:
+    """Share of the selected set, over the last quarter of settling rounds, that belongs to
+    :func:`best_businesses`."""
+    best = best_businesses(businesses, active_set)
+    lit = rounds.loc[rounds["business_pool_wh"] > 0, "round"].to_numpy()
+    tail = lit[last_quarter(len(lit))]
+    chosen = businesses[businesses["round"].isin(tail) & (businesses["selected"] > 0)]
+    return float(chosen["business"].isin(best).mean()) if len(chosen) else float("nan")
 
 
 def summarise(rounds: pd.DataFrame, stakers: pd.DataFrame) -> dict[str, Any]:
-    """The run's summary (results, efficiencies, energy, staking) from its tables."""
+    """The run's summary (``run.json``): results and efficiency per allocation, energy,
+    participation, late turnover, final supply and Gini, mean stake per policy."""
     if rounds.empty:
         return {"rounds": 0}
     oracle = float(rounds["oracle_result"].sum())
     results = {name: float(rounds[col].sum()) for name, col in RESULT_COLUMNS.items()}
     daytime = rounds[rounds["business_pool_wh"] > 0]
-    tail = daytime.iloc[len(daytime) * 3 // 4:]  # the last quarter: has it settled?
+    tail = daytime.iloc[last_quarter(len(daytime))]
     out: dict[str, Any] = {
         "rounds": len(rounds),
         "energy_kwh": {

@@ -27,7 +27,7 @@ from rich.table import Table
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError, InputError
 from lastwatt.simulation import RunOutput, run_simulation
-from lastwatt.summary import RESULT_COLUMNS, efficiency_interval
+from lastwatt.summary import RESULT_COLUMNS, efficiency_interval, top_quality_share
 
 # Summarised per grid point; gain_* are paired differences (LastWatt minus a baseline, same seed).
 KEY_METRICS = (
@@ -87,17 +87,6 @@ def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
     """Every combination of the grid's values, as dicts of dotted name -> value."""
     names = list(grid)
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
-
-
-def top_quality_share(businesses: pd.DataFrame, rounds: pd.DataFrame, active_set: int) -> float:
-    """Share of the selected set, over the last quarter of settling rounds, that belongs to the
-    ``active_set`` businesses with the best realised mean performance (the run's revealed q_i)."""
-    mean_perf = businesses.groupby("business", sort=False)["performance"].mean()
-    best = set(mean_perf.nlargest(active_set).index)
-    lit = rounds.loc[rounds["business_pool_wh"] > 0, "round"].to_numpy()
-    tail = lit[len(lit) * 3 // 4:]
-    chosen = businesses[businesses["round"].isin(tail) & (businesses["selected"] > 0)]
-    return float(chosen["business"].isin(best).mean()) if len(chosen) else float("nan")
 
 
 def run_row(cfg: Config, point: dict[str, Any], seed: int) -> dict[str, Any]:

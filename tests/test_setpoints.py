@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lastwatt.setpoints import device_quotas_wh, make_setpoints
+from lastwatt.setpoints import device_quotas_wh, make_setpoints, simulated_wh
 
 
 def test_business_energy_splits_over_its_online_devices_by_max_draw():
@@ -23,8 +23,13 @@ def test_setpoint_power_is_the_quota_spread_over_the_round():
 
 
 def test_compressed_time_shrinks_the_device_quota_not_the_power():
-    (sp,) = make_setpoints(0, ["d"], np.array([3600.0]), 3600, 1.0, energy_scale=60.0)
+    # 3600 Wh planned for a 1 h round at speed 60: the device runs 1 wall minute at 3600 W
+    quota = device_quotas_wh(np.array([3600.0]), np.array([0]), np.array([5000.0]),
+                             np.array([True]), speed=60.0)
+    assert quota == pytest.approx([60.0])
+    (sp,) = make_setpoints(0, ["d"], quota, 3600, 1.0, speed=60.0)
     assert sp.power_w == pytest.approx(3600.0) and sp.quota_wh == pytest.approx(60.0)
+    assert simulated_wh(np.array([60.0]), 60.0) == pytest.approx([3600.0])
 
 
 def test_zero_quota_means_off():

@@ -132,13 +132,12 @@ def test_round_timestamps_follow_the_configured_start():
 
 def test_businesses_are_planned_no_more_than_their_load_profile_can_draw():
     from lastwatt.demand import business_load_factor
-    from lastwatt.model.market import Market
-    from lastwatt.rng import streams
+    from lastwatt.site import site
 
     cfg = Config().with_overrides(**SHORT, **{"demand.business_profiles": ["G1", "L0"]})
     b = run_simulation(cfg).businesses
     planned = b.pivot(index="round", columns="business", values="planned_wh").to_numpy()
     load = business_load_factor(cfg)
-    cap = Market(cfg, streams(cfg.seed)).max_power_w * load  # Wh in a 1 h round
+    cap = site(cfg).max_power_w * load  # Wh in a 1 h round
     assert (planned <= cap + 1e-6).all()
     assert (load < 1).any() and planned.sum() > 0

@@ -5,9 +5,7 @@ from __future__ import annotations
 from firmware_bridge.simulated.options import FleetDevice, FleetOptions
 from lastwatt.config import Config
 from lastwatt.config.base import validate
-from lastwatt.model.market import Market
-from lastwatt.rng import streams
-from lastwatt.simulation import device_table
+from lastwatt.site import site
 
 
 def fleet_devices(cfg: Config, dialect: str | None = None,
@@ -19,16 +17,17 @@ def fleet_devices(cfg: Config, dialect: str | None = None,
     devices ``sim-00000``.. spread over the businesses (load tests; the controller does not
     know them).
     """
-    max_power_w = Market(cfg, streams(cfg.seed)).max_power_w
+    the_site = site(cfg)
+    max_power_w = the_site.max_power_w
     if count is not None:
         n = cfg.businesses.count
         per_business = [len(range(b, count, n)) for b in range(n)]
         return [FleetDevice(f"sim-{i:05d}", dialect or "native", None,
                             float(max_power_w[i % n] / per_business[i % n]))
                 for i in range(count)]
-    devices, dialects = device_table(cfg, max_power_w)
+    devices = the_site.devices
     topic = {d.id: d.topic for d in cfg.devices.map}
-    return [FleetDevice(d, dialect or dialects[d], topic.get(d), float(p))
+    return [FleetDevice(d, dialect or devices.dialects[d], topic.get(d), float(p))
             for d, p in zip(devices.ids, devices.max_power_w.tolist(), strict=True)]
 
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from lastwatt.errors import ConfigError
-from lastwatt.model import parallel
+from lastwatt.model import fastpath
 from lastwatt.model.beliefs import PublicBeliefs
 
 MAX_RATING_CELLS = 50_000_000  # stakers x candidates held in memory (about 20 bytes each)
@@ -109,6 +109,7 @@ def softmax(values: np.ndarray, k: int, temperature: float, rng: np.random.Gener
 
 
 def random_rows(n_candidates: int, n_stakers: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` distinct uniformly random candidates per staker, (k, S)."""
     if k == 1:
         return rng.integers(0, n_candidates, size=(1, n_stakers))
     return sample(np.ones((n_candidates, n_stakers), dtype=np.float32), k, rng)
@@ -117,6 +118,7 @@ def random_rows(n_candidates: int, n_stakers: int, k: int, rng: np.random.Genera
 def epsilon_greedy(
     values: np.ndarray, k: int, epsilon: float, rng: np.random.Generator
 ) -> np.ndarray:
+    """Greedy, but each staker explores (k random candidates) with probability ``epsilon``."""
     rows = greedy(values, k)
     explore = rng.random(values.shape[1], dtype=np.float32) < epsilon
     rows[:, explore] = random_rows(values.shape[0], int(explore.sum()), k, rng)
@@ -146,7 +148,7 @@ class Consideration:
         cached: list[slice] | None = None,
         threads: bool = False,
     ) -> None:
-        self._threads = threads  # refresh on two threads (lastwatt.model.parallel)
+        self._threads = threads  # refresh on the pool's threads (lastwatt.model.fastpath)
         self.all_businesses = size == 0 or size >= n_businesses
         width = n_businesses if self.all_businesses else size
         if n_stakers * width > MAX_RATING_CELLS:
@@ -157,13 +159,7 @@ class Consideration:
             )
         self.n_stakers = n_stakers
         self._staker_ids = np.arange(n_stakers)  # sliced, not rebuilt, by every to_business
-        # drawn with replacement: at size << N a duplicate is rare and only narrows that set;
-        # kept in the narrowest type that holds N (decisions read it from memory every round)
-        self.business = (
-            np.repeat(np.arange(n_businesses, dtype=np.int32)[:, None], n_stakers, axis=1)
-            if self.all_businesses
-            else rng.integers(0, n_businesses, size=(width, n_stakers), dtype=np.int32)
-        ).astype(np.int16 if n_businesses <= 1 << 15 else np.int32)
+        self.business = self._candidates(n_stakers, n_businesses, width, rng)
         self.noise = rng.standard_normal((width, n_stakers), dtype=np.float32)
         self.noise *= np.float32(rating_noise_sd)
         # beliefs mix q_i and published p_i, both in [-10, 10], so |value| stays below this
@@ -171,17 +167,37 @@ class Consideration:
         self._beliefs = beliefs
         self._cached = [slice(0, n_stakers)] if cached is None else cached
         if not self.all_businesses:
-            stakers = [np.arange(b.start, b.stop) for b in self._cached]
-            stakers = np.concatenate(stakers) if stakers else np.zeros(0, dtype=np.intp)
-            cells = (np.arange(width)[:, None] * n_stakers + stakers).ravel()
-            business = self.business.ravel()[cells]
-            order = np.argsort(business, kind="stable")
-            self._cells_by_business = cells[order].astype(np.int32)  # < MAX_RATING_CELLS
-            self._cell_start = np.searchsorted(business[order], np.arange(n_businesses + 1))
-            self._noise_by_business = self.noise.ravel()[self._cells_by_business]
+            self._index_cells_by_business(n_businesses)
         self.value = np.empty_like(self.noise)
         self.version = 0  # counts refreshes, for caches derived from the values
         self.refresh(beliefs, np.arange(n_businesses))
+
+    def _candidates(
+        self, n_stakers: int, n_businesses: int, width: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Business of each candidate (c, S): all of them, or c drawn per staker.
+
+        Drawn with replacement: at c << N a duplicate is rare and only narrows that set. Kept in
+        the narrowest type that holds N (decisions read it from memory every round).
+        """
+        business = (
+            np.repeat(np.arange(n_businesses, dtype=np.int32)[:, None], n_stakers, axis=1)
+            if self.all_businesses
+            else rng.integers(0, n_businesses, size=(width, n_stakers), dtype=np.int32)
+        )
+        return business.astype(np.int16 if n_businesses <= 1 << 15 else np.int32)
+
+    def _index_cells_by_business(self, n_businesses: int) -> None:
+        """The cached cells in business-major order, with their noise in the same order."""
+        width, n_stakers = self.noise.shape
+        stakers = [np.arange(b.start, b.stop) for b in self._cached]
+        stakers = np.concatenate(stakers) if stakers else np.zeros(0, dtype=np.intp)
+        cells = (np.arange(width)[:, None] * n_stakers + stakers).ravel()
+        business = self.business.ravel()[cells]
+        order = np.argsort(business, kind="stable")
+        self._cells_by_business = cells[order].astype(np.int32)  # < MAX_RATING_CELLS
+        self._cell_start = np.searchsorted(business[order], np.arange(n_businesses + 1))
+        self._noise_by_business = self.noise.ravel()[self._cells_by_business]
 
     def refresh(self, beliefs: PublicBeliefs, businesses: np.ndarray) -> None:
         """Recompute the cached values of every cell that holds one of ``businesses``."""
@@ -190,48 +206,50 @@ class Consideration:
         self.version += 1
         base = beliefs.base().astype(np.float32)
         decay = beliefs.decay.astype(np.float32)
-        if self.all_businesses and not self._threads:  # unchanged businesses: same values
-            for block in self._cached:
-                value = self.value[:, block]
-                np.multiply(decay[:, None], self.noise[:, block], out=value)
-                value += base[:, None]
-            return
         if self.all_businesses:
+            self._refresh_every_business(base, decay)
+        else:
+            self._refresh_cells(np.asarray(businesses), base, decay)
 
-            def formula(value: np.ndarray, noise: np.ndarray) -> None:
-                np.multiply(decay[:, None], noise, out=value)
-                value += base[:, None]
+    def _refresh_every_business(self, base: np.ndarray, decay: np.ndarray) -> None:
+        """Everyone considers every business: one broadcast per cached block (values of
+        unchanged businesses come out the same)."""
 
-            for block in self._cached:
-                parallel.split(formula, [self.value[:, block], self.noise[:, block]], self._threads)
-            return
-        businesses = np.asarray(businesses)
+        def formula(value: np.ndarray, noise: np.ndarray) -> None:
+            np.multiply(decay[:, None], noise, out=value)
+            value += base[:, None]
+
+        for block in self._cached:
+            fastpath.split(formula, [self.value[:, block], self.noise[:, block]], self._threads)
+
+    def _refresh_cells(self, businesses: np.ndarray, base: np.ndarray, decay: np.ndarray) -> None:
+        """The cells of ``businesses`` only, or every cell in memory order when most change."""
         starts, stops = self._cell_start[businesses], self._cell_start[businesses + 1]
         lengths = stops - starts
         n_cells = int(lengths.sum())
-        if 4 * n_cells > self.value.size:  # most cells change: one pass in memory order
+        if 4 * n_cells > self.value.size:
 
             def every_cell(value: np.ndarray, business: np.ndarray, noise: np.ndarray) -> None:
                 np.take(decay, business, out=value, mode="clip")  # indices are valid: no check
                 value *= noise
                 value += np.take(base, business)
 
-            parallel.split(every_cell, [self.value, self.business, self.noise], self._threads)
+            fastpath.split(every_cell, [self.value, self.business, self.noise], self._threads)
             return
         if not self._threads:
             self._write(businesses, starts, lengths, base, decay)
             return
         # pieces of about equal cells: equal work, and each business's cells are its own
         cuts = np.searchsorted(
-            np.cumsum(lengths), np.arange(1, parallel.PIECES) * n_cells // parallel.PIECES
+            np.cumsum(lengths), np.arange(1, fastpath.PIECES) * n_cells // fastpath.PIECES
         )
         pieces = list(itertools.pairwise([0, *cuts.tolist(), len(businesses)]))
 
-        def write(piece: tuple[int, int], _: bool) -> None:
+        def write(piece: tuple[int, int], _: int) -> None:
             part = slice(*piece)
             self._write(businesses[part], starts[part], lengths[part], base, decay)
 
-        parallel.share(write, pieces, self._threads)
+        fastpath.share(write, pieces, self._threads)
 
     def _write(
         self,

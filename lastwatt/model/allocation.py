@@ -82,3 +82,28 @@ def pour_surplus(
         return energy_wh, surplus_wh
     extra_wh, unplaced_wh = water_fill(surplus_wh, weight * eligible, cap_wh - energy_wh)
     return energy_wh + extra_wh, unplaced_wh
+
+
+def allocate_to_selected(
+    pool_wh: float, stake_tokens: np.ndarray, selected_idx: np.ndarray, cap_wh: np.ndarray,
+    surplus: str = "selected", published_mean: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """The mechanism's allocation: the pool pro rata to stake among the selected businesses,
+    capped. What the caps leave (``mechanism.surplus``) is water-filled over every selected
+    business (``selected``), only over those with a positive ``published_mean``
+    (``positive_expected``), or goes back (``reserve``). Returns ``(planned_wh (N,),
+    unplaced_wh)``.
+
+    Only the selected are filled, in index order: the same numbers as filling all N with zero
+    weight outside the active set, for the cost of I businesses.
+    """
+    planned_wh = np.zeros(len(stake_tokens))
+    if pool_wh <= 0 or not selected_idx.size:
+        return planned_wh, pool_wh
+    idx = np.sort(selected_idx)
+    if surplus == "selected":  # the spec: re-share over every selected business
+        planned_wh[idx], unplaced_wh = water_fill(pool_wh, stake_tokens[idx], cap_wh[idx])
+        return planned_wh, unplaced_wh
+    eligible = None if surplus == "reserve" or published_mean is None else published_mean[idx] > 0
+    planned_wh[idx], unplaced_wh = pour_surplus(pool_wh, stake_tokens[idx], cap_wh[idx], eligible)
+    return planned_wh, unplaced_wh

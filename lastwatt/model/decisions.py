@@ -1,8 +1,9 @@
 """Step 3 for the whole population: every staker's wish for this round, (k, S) businesses.
 
 Stakers follow their policy in contiguous blocks (:func:`lastwatt.model.agents.assign_policies`).
-Policies that read beliefs work through a block in cache-sized chunks, so that the (c, chunk)
-temporaries stay in L2; the wishes go into a buffer the bonds keep (``Bonds.spare``).
+Policies that read beliefs work through a block in cache-sized chunks
+(:data:`lastwatt.model.fastpath.CHUNK_STAKERS`); the wishes go into a buffer the bonds keep
+(``Bonds.spare``).
 ``herding`` and ``loyal`` need the market's memory: the last active set and the bonds.
 """
 
@@ -11,17 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from lastwatt.config import PopulationConfig
-from lastwatt.model import agents, parallel
+from lastwatt.model import agents, fastpath
 from lastwatt.model.learning import Learner
 from lastwatt.model.stakes import Bonds
 
-CHUNK_STAKERS = 32_768
-KEEP_WEIGHTS_CELLS = 1 << 18  # softmax stakers x candidates whose weights are kept (1 MiB)
-
 
 def _chunks(block: slice) -> list[slice]:
-    starts = range(block.start, block.stop, CHUNK_STAKERS)
-    return [slice(s, min(s + CHUNK_STAKERS, block.stop)) for s in starts]
+    size = fastpath.CHUNK_STAKERS
+    return [slice(s, min(s + size, block.stop)) for s in range(block.start, block.stop, size)]
 
 
 class Decisions:
@@ -42,14 +40,17 @@ class Decisions:
         n_softmax = softmax.stop - softmax.start if softmax is not None and k == 1 else 0
         # Running logit weights of the softmax stakers change only when beliefs do: kept between
         # rounds while they fit in cache; a large population recomputes them chunk by chunk (its
-        # beliefs change nearly every round, and the work buffer then stays in L2).
-        self._keep_weights = self._width * n_softmax <= KEEP_WEIGHTS_CELLS
-        columns = n_softmax if self._keep_weights else min(n_softmax, CHUNK_STAKERS)
-        self._cumulative = np.empty((self._width, columns), dtype=np.float32)
+        # beliefs change nearly every round, and the work buffer then stays in cache).
+        self._keep_weights = self._width * n_softmax <= fastpath.KEEP_WEIGHTS_CELLS
+        chunk = fastpath.CHUNK_STAKERS
+        columns = n_softmax if self._keep_weights else min(n_softmax, chunk)
+        # a large population's softmax chunks go to the pool's threads, each with its own buffer
+        self._threads = threads and not self._keep_weights and n_softmax > chunk
+        workers = fastpath.THREADS if self._threads else 1
+        self._cumulative = [
+            np.empty((self._width, columns), dtype=np.float32) for _ in range(workers)
+        ]
         self._cumulative_version = -1
-        # a large population's softmax chunks go to two threads, each with its own work buffer
-        self._threads = threads and not self._keep_weights and n_softmax > CHUNK_STAKERS
-        self._cumulative_other = np.empty_like(self._cumulative) if self._threads else None
         self.herd_target: np.ndarray | None = None  # k businesses with most stake last round
         self._loyal_pending = True  # some loyal staker has never bonded yet
         # payoff-driven policies keep (c, S_block) state (lastwatt.model.learning)
@@ -117,10 +118,10 @@ class Decisions:
         stale = not self._keep_weights or self._cumulative_version != self._consider.version
         consider, temperature = self._consider, self._pop.temperature
 
-        def chunk(part: slice, helper: bool) -> None:  # the uniforms are drawn: choices are fixed
+        def chunk(part: slice, worker: int) -> None:  # the uniforms are drawn: choices are fixed
             own = slice(part.start - block.start, part.stop - block.start)
             kept = own if self._keep_weights else slice(0, own.stop - own.start)
-            cumulative = (self._cumulative_other if helper else self._cumulative)[:, kept]
+            cumulative = self._cumulative[worker][:, kept]
             if stale:
                 agents.logit_weights(
                     consider.values(part), temperature, cumulative, consider.value_bound
@@ -129,5 +130,5 @@ class Decisions:
             rows = agents.draw_rows(cumulative, uniform[own])
             wish[0, part] = consider.to_business(part, rows[None, :])[0]
 
-        parallel.share(chunk, self._parts["softmax"], self._threads)
+        fastpath.share(chunk, self._parts["softmax"], self._threads)
         self._cumulative_version = consider.version

@@ -1,36 +1,39 @@
-"""The market: MODEL.md steps 3-7 composed into the two calls the engine makes each round.
+"""The market: docs/model.md steps 3-7 composed into the two calls the engine makes each round.
 
-``plan`` runs the stakers' decisions, the selection of the active set and the allocation;
-``settle`` takes the *metered* energy, draws performance, pays rewards, slashes, updates the
-public beliefs and computes the oracle, the baselines and the round metrics. A round without a
-business pool is *idle*: nothing is at stake, so nobody decides and the last round's bonds
-stand; performance and baseline draws happen every round all the same (docs/model.md).
+``plan`` runs the stakers' decisions (step 3), values their stake, selects the active set
+(step 4) and allocates the pool (step 5); ``settle`` takes the *metered* energy, draws
+performance (step 6), pays rewards and slashes (step 7), computes the oracle, the baselines and
+the round metrics, and publishes the round's performance to the stakers' beliefs. A round
+without a business pool is *idle*: nothing is at stake, so nobody decides and the last round's
+bonds stand; performance and baseline draws happen every round all the same.
+
+Each step is a function of its own module; the speed-ups for large populations (threads,
+caches) live in :mod:`lastwatt.model.fastpath` and never change a result.
 """
 
 from __future__ import annotations
 
 import math
-from concurrent.futures import Future
-from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from lastwatt.config import Config
-from lastwatt.errors import ConfigError, InputError
-from lastwatt.model import agents, parallel
-from lastwatt.model.allocation import pour_surplus, water_fill
+from lastwatt.errors import ConfigError
+from lastwatt.model import agents, fastpath
+from lastwatt.model.allocation import allocate_to_selected
 from lastwatt.model.bandit import UcbAllocator
 from lastwatt.model.baselines import equal_allocation, last_output_allocation, random_allocation
 from lastwatt.model.beliefs import PublicBeliefs
+from lastwatt.model.contract import Outcome, Plan, check_available, check_metered, check_pool
 from lastwatt.model.decisions import Decisions
-from lastwatt.model.metrics import BlockSums, gini, turnover
+from lastwatt.model.ledger import Ledger
+from lastwatt.model.metrics import BlockSums, turnover
 from lastwatt.model.oracle import oracle_allocation
 from lastwatt.model.performance import community_result, draw_performance
 from lastwatt.model.selection import select_active_set
 from lastwatt.model.settlement import BusinessSettlement, Inflation, settle_businesses
-from lastwatt.model.stakes import Bonds, bonded_stake_per_business, gains_and_losses
+from lastwatt.model.stakes import Bonds, bonded_stake_per_business
 from lastwatt.model.world import (
     apply_jumps,
     capture,
@@ -39,183 +42,135 @@ from lastwatt.model.world import (
     shared_rating_error,
 )
 from lastwatt.rng import Streams
+from lastwatt.site import Site
+from lastwatt.site import site as site_of
 
 CACHED_POLICIES = ("softmax", "greedy", "epsilon_greedy")  # read their beliefs every round
 BASELINES = (
     "oracle_result", "quality_oracle_result", "equal_result", "random_result",
     "reweighted_selection_result", "self_proportional_result", "ucb_result",
 )
+TOKEN_FLOWS = ("rewards_tokens", "slashed_tokens", "minted_tokens")
 # what a round without a business pool reports: nothing allocated, paid, burned or minted
-IDLE_FIGURES = dict.fromkeys((*BASELINES, "rewards_tokens", "slashed_tokens", "minted_tokens"), 0.0)
-
-
-@dataclass(slots=True)
-class Plan:
-    round_index: int
-    stake_tokens: np.ndarray  # (N,) bonded this round
-    selected: np.ndarray  # (N,) bool
-    selected_idx: list[int]  # largest stake first
-    planned_wh: np.ndarray  # (N,)
-    unplaced_wh: float  # pool the caps could not place: back to the reserve
-    participation: float  # share of stakers with bonded stake
-    business_pool_wh: float
-    cap_wh: np.ndarray  # (N,) max_power_w * round_s / 3600 (read-only)
-    available: np.ndarray  # (N,) bool
-
-
-@dataclass(slots=True)
-class Outcome:
-    performance: np.ndarray  # (N,) p_i
-    result: np.ndarray  # (N,) R_i = metered E_i * p_i
-    revenue_tokens: np.ndarray
-    reward_tokens: np.ndarray  # revenue share paid to each business's stakers
-    slashed_tokens: np.ndarray
-    scalars: dict[str, float]
-    policy: dict[str, np.ndarray]  # keys lastwatt.result.POLICY_FIELDS, each (P,)
-
-
-@dataclass(frozen=True, slots=True)
-class _Holdings:
-    """Metrics of the token holdings; they change only in settled rounds, so they are cached."""
-
-    supply_tokens: float
-    gini: float
-    per_policy_tokens: np.ndarray
+IDLE_FIGURES = dict.fromkeys((*BASELINES, *TOKEN_FLOWS), 0.0)
 
 
 class Market:
-    def __init__(self, cfg: Config, streams: Streams) -> None:
-        pop, biz = cfg.population, cfg.businesses
-        self._pop, self._biz, self._mech = pop, biz, cfg.mechanism
-        self._streams = streams
-        self.n_businesses = biz.count
-        self.n_stakers = pop.households
-        self._k = pop.max_businesses_per_staker
-        if self._k > biz.count:
-            raise ConfigError(
-                "population.max_businesses_per_staker",
-                f"{self._k} exceeds businesses.count={biz.count}",
-                "lower it to at most the number of businesses",
-            )
-        # both drawn even when qualities are given, so max power does not depend on that choice
-        quality = streams.businesses.uniform(biz.quality_low, biz.quality_high, biz.count)
-        self.max_power_w = streams.businesses.uniform(
-            biz.max_power_w_low, biz.max_power_w_high, biz.count
-        )
-        self.quality = np.array(biz.qualities, dtype=float) if biz.qualities else quality
-        width = len(str(biz.count - 1))
-        self.business_names = [f"b{i:0{max(width, 2)}d}" for i in range(biz.count)]
+    """The staking market of one run: stakers (arrays of S) routing the business pool to N
+    businesses, driven once per round by ``plan`` then ``settle`` (docs/model.md).
 
-        # a large population splits its per-staker work over two threads (same results)
-        self._threads = parallel.threaded(pop.households)
+    ``site`` gives the businesses (default: drawn from ``streams.businesses``, as the run does).
+    Attributes: ``n_businesses``, ``n_stakers``, ``quality``, ``max_power_w``,
+    ``business_names``, ``policy_names`` (policies with a share > 0, in config order).
+    """
+
+    def __init__(self, cfg: Config, streams: Streams, site: Site | None = None) -> None:
+        pop = self._pop = cfg.population
+        self._biz, self._mech, self._streams = cfg.businesses, cfg.mechanism, streams
+        site = site_of(cfg, streams.businesses) if site is None else site
+        self.n_businesses, self.n_stakers = site.n_businesses, pop.households
+        self.quality, self.max_power_w = site.quality, site.max_power_w
+        self.business_names = site.business_names
+        self._k = _slots_per_staker(cfg)
+        self._threads = fastpath.threaded(pop.households)  # same results either way
         self._blocks = agents.assign_policies(dict(pop.policies), pop.households)
         self.policy_names = [name for name, _ in self._blocks]
-        blocks = [b for _, b in self._blocks]
-        self._block_sums = BlockSums(blocks)
-        self._stakers_per_policy = np.array([b.stop - b.start for b in blocks], dtype=float)
-        world = cfg.world
-        self._world = world
+        self._block_sums = BlockSums([b for _, b in self._blocks])
+        world = self._world = cfg.world
         self._jumps = [(j.round, j.business, j.quality) for j in world.jumps]
         sd = world.performance_sd_by_business
-        self._sigma = biz.performance_sd if sd is None else np.array(sd, dtype=float)
+        self._sigma = self._biz.performance_sd if sd is None else np.array(sd, dtype=float)
+        self._init_stakers(cfg, streams)
+        self._terms = _settlement_terms(cfg)
+        self._inflation = _inflation(cfg)
+        self._caps = fastpath.RoundCaps(site.cap_wh)
+        self._idle_selection = fastpath.IdleSelection()
+        self._last_result = np.zeros(self.n_businesses)  # published R of the last settled round
+        self._self_last_result = np.zeros(self.n_businesses)  # self_proportional's own last R
+        self._ucb = UcbAllocator(
+            self.n_businesses, self._biz.active_set, float(np.max(self._sigma))
+        )
+        self._previous_selected: list[int] | None = None
+        self._plan: Plan | None = None
+
+    def _init_stakers(self, cfg: Config, streams: Streams) -> None:
+        """Beliefs, consideration sets, policies, bonds, colluders and token accounts."""
+        pop, world, n = cfg.population, cfg.world, cfg.population.households
         # a rating error every staker shares (correlated errors), then the endowments
         rating = shared_rating_error(self.quality, world.rating_shared_sd, streams.world)
         self._beliefs = PublicBeliefs(rating, pop.learning_rate)
+        cached = [b for name, b in self._blocks if name in CACHED_POLICIES]
         self._consideration = agents.Consideration(
-            pop.households,
-            biz.count,
-            pop.consideration_set,
-            pop.rating_noise_sd,
-            streams.market,
-            self._beliefs,
-            cached=[b for name, b in self._blocks if name in CACHED_POLICIES],
-            threads=self._threads,
+            n, self.n_businesses, pop.consideration_set, pop.rating_noise_sd, streams.market,
+            self._beliefs, cached=cached, threads=self._threads,
         )
         self._decisions = Decisions(pop, self._blocks, self._consideration, self._k, self._threads)
-        self._bonds = Bonds.empty(pop.households, self._k)
-        self._wealth = endowment_tokens(world.endowment, pop.households,
-                                        pop.tokens_per_household, world.pareto_shape,
-                                        streams.world)
+        self._bonds = Bonds.empty(n, self._k)
+        wealth = endowment_tokens(world.endowment, n, pop.tokens_per_household,
+                                  world.pareto_shape, streams.world)
+        self._ledger = Ledger(wealth, self._block_sums, self._threads)
         collusion = cfg.adversaries.collusion
-        n_colluders = round(collusion.share * pop.households)
+        n_colluders = round(collusion.share * n)
         # the last stakers collude: they bond one business whatever their policy says
-        self._colluders = slice(pop.households - n_colluders, pop.households)
+        self._colluders = slice(n - n_colluders, n)
         self._collusion_target = np.array([collusion.business] if n_colluders else [], int)
-        self._rewards = np.zeros(pop.households)
-        self._slashed = np.zeros(pop.households)
-        self._gain = np.empty(pop.households)  # of the last settled round
-        self._loss = np.empty(pop.households)
-        self._abstained = np.zeros(pop.households, dtype=np.int32)  # half the traffic of int64
-        mech = cfg.mechanism
-        self._terms = {  # of every settlement
-            "revenue_per_result": biz.revenue_per_result,
-            "reward_share": mech.reward_share,
-            "slash_fraction": mech.slash_fraction,
-            "slash_unselected": mech.slash_unselected,
-            "slash_unavailable": mech.slash_unavailable,
-        }
-        self._inflation = (
-            Inflation(mech.inflation_rate, mech.target_bonding_rate, mech.inflation_change)
-            if mech.inflation_rate > 0
-            else None
-        )
-        self._last_result = np.zeros(biz.count)  # published R of the last settled round
-        self._self_last_result = np.zeros(biz.count)  # self_proportional's own last R
-        self._ucb = UcbAllocator(biz.count, biz.active_set, float(np.max(self._sigma)))
-        self._previous_selected: list[int] | None = None
-        self._plan: Plan | None = None
-        # per-round buffers and caches: plan() fills them, the following settle() reads them
+        self._stakers_per_policy = np.array([b.stop - b.start for _, b in self._blocks], float)
+        self._init_abstention(cfg)
+
+    def _init_abstention(self, cfg: Config) -> None:
+        pop = cfg.population
         self._abstain = self._no_abstain = np.zeros(pop.households, dtype=bool)  # never written
         self._abstain_buffer = np.zeros(pop.households, dtype=bool)
         by_policy: dict[str, float] = dict(pop.abstain_by_policy)
-        self._abstain_threshold = self._stakers_per_policy_values(
-            [by_policy.get(name, pop.abstain_probability) for name in self.policy_names]
+        shares = [by_policy.get(name, pop.abstain_probability) for name in self.policy_names]
+        # one threshold per policy -> (S,) per staker; a scalar when all policies agree
+        self._abstain_threshold: np.ndarray | np.float32 = (
+            np.float32(shares[0] if shares else 0.0) if len(set(shares)) <= 1
+            else np.repeat(np.array(shares, dtype=np.float32), self._stakers_per_policy.astype(int))
         )
-        self._staker_stake = np.zeros(pop.households)  # 0 for abstaining / unbonding stakers
-        self._sort_work = np.empty(pop.households)
-        self._holdings: _Holdings | Future[_Holdings] | None = None  # a Future: being measured
         self._bonded: np.ndarray | None = None  # (S,) bool, of the last round that bonded
         self._participation = 0.0
-        self._bonded_per_policy = self._abstaining_per_policy = np.zeros(len(blocks))
-        # stake and selection of an idle round, reused by the next idle rounds until it changes
-        self._idle_selection: tuple[np.ndarray, np.ndarray, bytes] | None = None
-        self._cap_wh = np.zeros(biz.count)
-        self._cap_round_s = math.nan
-
-    def _stakers_per_policy_values(self, values: list[float]) -> np.ndarray | np.floating:
-        """One value per policy -> (S,) per staker; a scalar when all policies agree."""
-        if len(set(values)) <= 1:
-            return np.float32(values[0] if values else 0.0)
-        counts = [b.stop - b.start for _, b in self._blocks]
-        return np.repeat(np.array(values, dtype=np.float32), counts)
-
-    def _caps(self, round_s: float) -> np.ndarray:
-        if round_s != self._cap_round_s:  # the engine's round length never changes: compute once
-            self._cap_wh = self.max_power_w * (round_s / 3600.0)
-            self._cap_wh.flags.writeable = False
-            self._cap_round_s = round_s
-        return self._cap_wh
-
-    def __getstate__(self) -> dict:
-        """Pickled into a run's checkpoint: a holdings measurement in flight is finished."""
-        state = self.__dict__.copy()
-        if isinstance(state["_holdings"], Future):
-            state["_holdings"] = parallel.collect(state["_holdings"], self._measure_holdings)
-        return state
-
-    def _measure_holdings(self) -> _Holdings:
-        supply = float(self._wealth.sum())
-        gini_ = gini(self._wealth, self._sort_work, supply)
-        return _Holdings(supply, gini_, self._block_sums(self._wealth))
-
-    def _holding_metrics(self) -> _Holdings:
-        if self._holdings is None:
-            self._holdings = self._measure_holdings()
-        elif isinstance(self._holdings, Future):
-            self._holdings = parallel.collect(self._holdings, self._measure_holdings)
-        return self._holdings
+        self._bonded_per_policy = self._abstaining_per_policy = np.zeros(len(self._blocks))
 
     # ---- steps 3-5 -----------------------------------------------------------------------
+    def plan(
+        self,
+        round_index: int,
+        business_pool_wh: float,
+        round_s: float,
+        available: np.ndarray | None = None,
+        draw_factor: np.ndarray | None = None,
+    ) -> Plan:
+        """Steps 3-5 for a round of ``round_s`` seconds with ``business_pool_wh`` to route.
+
+        ``available`` (N,) bool: businesses whose devices are online (default all).
+        ``draw_factor`` (N,) in [0, 1]: the share of its maximum power each business can draw
+        this round (its load profile); it scales the caps, for the allocation, the oracle and
+        the baselines alike. None: every business can draw its max.
+        """
+        pool_wh = check_pool(business_pool_wh)
+        avail = check_available(available, self.n_businesses)
+        idle = pool_wh == 0 and self._bonded is not None  # nothing at stake: the bonds stand
+        if not idle:
+            self._decide_and_bond(self._streams.market)  # step 3
+        some_offline = available is not None and not avail.all()
+        stake, selected_idx = self._stake_and_select(avail, some_offline, idle)  # step 4
+        cap_wh = self._caps(round_s)
+        if draw_factor is not None:
+            cap_wh = cap_wh * np.clip(np.asarray(draw_factor, dtype=float), 0.0, 1.0)
+        surplus = self._mech.surplus  # where what the caps leave goes
+        published = self._beliefs.published_mean() if surplus == "positive_expected" else None
+        planned_wh, unplaced_wh = allocate_to_selected(
+            pool_wh, stake, selected_idx, cap_wh, surplus, published
+        )  # step 5
+        selected = np.zeros(self.n_businesses, dtype=bool)
+        selected[selected_idx] = True
+        self._plan = Plan(
+            round_index, stake, selected, selected_idx.tolist(), planned_wh, unplaced_wh,
+            self._participation, pool_wh, cap_wh, avail,
+        )
+        return self._plan
+
     def _decide_and_bond(self, rng: np.random.Generator) -> None:
         """Step 3: who abstains, what everyone else wishes, who ends up bonded."""
         bonds, n_stakers = self._bonds, self.n_stakers
@@ -241,122 +196,131 @@ class Market:
         self._participation = np.count_nonzero(self._bonded) / n_stakers
         self._abstaining_per_policy = self._block_sums(abstain)
 
-    def plan(
-        self,
-        round_index: int,
-        business_pool_wh: float,
-        round_s: float,
-        available: np.ndarray | None = None,
-        draw_factor: np.ndarray | None = None,
-    ) -> Plan:
-        """Steps 3-5. ``draw_factor`` (N,) in [0, 1]: the share of its maximum power each
-        business can draw this round (its load profile); it scales the caps, for the
-        allocation, the oracle and the baselines alike. None: every business can draw its max.
-        """
-        n = self.n_businesses
-        try:
-            pool_wh = float(business_pool_wh)
-        except (TypeError, ValueError):
-            pool_wh = math.nan
-        if not math.isfinite(pool_wh) or pool_wh < 0:
-            raise InputError("business_pool_wh", f"must be finite and >= 0, got {business_pool_wh}")
-        avail = np.ones(n, dtype=bool) if available is None else np.asarray(available, dtype=bool)
-        if avail.shape != (n,):
-            raise InputError("available", f"needs shape ({n},), got {avail.shape}")
-        rng = self._streams.market
-        idle = pool_wh == 0 and self._bonded is not None
-        if not idle:
-            self._decide_and_bond(rng)
-        reuse = self._idle_selection if idle else None
-        if reuse is not None and avail.tobytes() == reuse[2]:
-            stake, selected_idx = reuse[0].copy(), reuse[1]
-        else:
-            staker_stake = np.multiply(self._wealth, self._bonded, out=self._staker_stake)
-            measure = partial(self._block_sums, staker_stake)  # beside the stake per business
-            per_policy = parallel.submit(measure) if self._threads else None
-            stake = bonded_stake_per_business(self._bonds.choice, staker_stake, n)
-            self._bonded_per_policy = (
-                parallel.collect(per_policy, measure) if per_policy else measure()
-            )
-            some_offline = available is not None and not avail.all()
-            weight = stake
-            if self._mech.stake_weighting == "quadratic":  # one voice per sqrt(token)
-                weight = bonded_stake_per_business(
-                    self._bonds.choice, np.sqrt(staker_stake), n
-                )
-            selected_idx = select_active_set(
-                weight, self._biz.active_set, rng, avail if some_offline else None
-            )
-            self._decisions.follow(selected_idx)
-            self._idle_selection = (stake.copy(), selected_idx, avail.tobytes()) if idle else None
-        selected = np.zeros(n, dtype=bool)
-        selected[selected_idx] = True
-        cap_wh = self._caps(round_s)
-        if draw_factor is not None:
-            cap_wh = cap_wh * np.clip(np.asarray(draw_factor, dtype=float), 0.0, 1.0)
-        planned_wh = np.zeros(n)
-        unplaced_wh = pool_wh
-        if pool_wh > 0 and selected_idx.size:  # water-fill the selected only, in index order
-            idx = np.sort(selected_idx)
-            surplus = self._mech.surplus
-            if surplus == "selected":  # the spec: re-share over every selected business
-                planned_wh[idx], unplaced_wh = water_fill(pool_wh, stake[idx], cap_wh[idx])
-            else:  # only where published output is positive, or nowhere (back to the reserve)
-                eligible = (
-                    self._beliefs.published_mean()[idx] > 0 if surplus != "reserve" else None
-                )
-                planned_wh[idx], unplaced_wh = pour_surplus(
-                    pool_wh, stake[idx], cap_wh[idx], eligible
-                )
-        self._plan = Plan(
-            round_index=round_index,
-            stake_tokens=stake,
-            selected=selected,
-            selected_idx=selected_idx.tolist(),
-            planned_wh=planned_wh,
-            unplaced_wh=unplaced_wh,
-            participation=self._participation,
-            business_pool_wh=pool_wh,
-            cap_wh=cap_wh,
-            available=avail,
+    def _stake_and_select(
+        self, avail: np.ndarray, some_offline: bool, idle: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stake per business (N,) and the active set (step 4), largest stake first."""
+        kept = self._idle_selection.get(avail) if idle else None
+        if kept is not None:
+            return kept
+        staker_stake = self._ledger.bond(self._bonded)
+        stake, self._bonded_per_policy = fastpath.beside(
+            lambda: bonded_stake_per_business(self._bonds.choice, staker_stake, self.n_businesses),
+            lambda: self._block_sums(staker_stake),
+            self._threads,
         )
-        return self._plan
+        weight = stake
+        if self._mech.stake_weighting == "quadratic":  # one voice per sqrt(token)
+            weight = bonded_stake_per_business(
+                self._bonds.choice, np.sqrt(staker_stake), self.n_businesses
+            )
+        selected_idx = select_active_set(
+            weight, self._biz.active_set, self._streams.market, avail if some_offline else None
+        )
+        self._decisions.follow(selected_idx)
+        if idle:
+            self._idle_selection.keep(stake, selected_idx, avail)
+        else:
+            self._idle_selection.clear()
+        return stake, selected_idx
 
     # ---- steps 6-7 ---------------------------------------------------------------------
     def settle(self, plan: Plan, metered_wh: np.ndarray) -> Outcome:
+        """Steps 6-7 for the plan of the latest ``plan`` call and the energy the businesses'
+        meters reported (N,). Call it every round, idle rounds too."""
         if plan is not self._plan:
             raise RuntimeError("settle() needs the plan returned by the latest plan() call")
-        n = self.n_businesses
-        metered = np.asarray(metered_wh, dtype=float)
-        if metered.shape != (n,) or not metered.max() < np.inf:  # NaN fails the test too
-            raise InputError("metered_wh", f"needs {n} finite values")
-        if not metered.min() >= 0:
-            if not np.isfinite(metered).all():
-                raise InputError("metered_wh", f"needs {n} finite values")
-            raise InputError("metered_wh", "metered energy cannot be negative")
+        metered = check_metered(metered_wh, self.n_businesses)
         self._plan = None
-        biz_cfg, streams = self._biz, self._streams
-        if self._world.quality_drift_sd > 0:  # the world moves (every round: streams align)
-            self.quality = drift_quality(self.quality, self._world.quality_drift_sd,
-                                         streams.world)
-        self.quality = apply_jumps(self.quality, plan.round_index, self._jumps)
-        performance = draw_performance(self.quality, self._sigma, streams.performance)
+        self._move_world(plan.round_index)
+        performance = draw_performance(self.quality, self._sigma, self._streams.performance)
+        # step 6
         result = community_result(metered, performance)
         if plan.business_pool_wh > 0:
-            biz, policy_gain, policy_loss, figures = self._settle(
-                plan, metered, performance, result
-            )
+            biz, policy_gain, policy_loss, figures = self._settle(plan, result)  # step 7
+            figures = {**self._benchmarks(plan, performance), **figures}
+            self._publish(plan, metered, performance, result)
         else:  # nothing was at stake: no reward, no slash, no news; the baselines still draw
-            avail = plan.available
-            random_allocation(0.0, plan.cap_wh, biz_cfg.active_set, streams.baselines, avail)
-            biz = settle_businesses(
-                result, plan.stake_tokens, plan.selected, avail, settled=False, **self._terms
-            )
+            biz = self._settle_idle(plan, result)
             policy_gain = policy_loss = np.zeros(len(self._blocks))
             figures = IDLE_FIGURES
-        self._abstained += self._abstain
+        self._ledger.abstained += self._abstain
+        return self._outcome(plan, performance, result, biz, figures, policy_gain, policy_loss)
 
-        holdings = self._holding_metrics()
+    def _move_world(self, round_index: int) -> None:
+        """The businesses' qualities drift and jump (every round: the streams stay aligned)."""
+        if self._world.quality_drift_sd > 0:
+            self.quality = drift_quality(self.quality, self._world.quality_drift_sd,
+                                         self._streams.world)
+        self.quality = apply_jumps(self.quality, round_index, self._jumps)
+
+    def _settle(
+        self, plan: Plan, result: np.ndarray
+    ) -> tuple[BusinessSettlement, np.ndarray, np.ndarray, dict[str, float]]:
+        """Step 7 of a round with a business pool: mint, reward, slash, book per staker."""
+        supply_before = self._ledger.holdings().supply_tokens
+        minted = self._inflation.mint(supply_before) if self._inflation else 0.0
+        biz = settle_businesses(
+            result, plan.stake_tokens, plan.selected, plan.available,
+            settled=True, minted_tokens=minted, **self._terms,
+        )
+        self._decisions.learn(biz.credit_per_token - biz.slash_per_token, self._bonded)
+        self._ledger.pay(biz.credit_per_token, biz.slash_per_token, self._bonds.choice)
+        self._idle_selection.clear()  # holdings, hence stake, have changed
+        if self._inflation:
+            self._inflation.steer(float(plan.stake_tokens.sum()), supply_before)
+        policy_gain = self._block_sums(self._ledger.gain)
+        policy_loss = self._block_sums(self._ledger.loss)
+        flows = (biz.reward_tokens.sum(), policy_loss.sum(), biz.minted_tokens.sum())
+        figures = {name: float(value) for name, value in zip(TOKEN_FLOWS, flows, strict=True)}
+        return biz, policy_gain, policy_loss, figures
+
+    def _settle_idle(self, plan: Plan, result: np.ndarray) -> BusinessSettlement:
+        """A round without a pool: revenue only; the random baseline draws all the same."""
+        random_allocation(
+            0.0, plan.cap_wh, self._biz.active_set, self._streams.baselines, plan.available
+        )
+        return settle_businesses(
+            result, plan.stake_tokens, plan.selected, plan.available, settled=False, **self._terms
+        )
+
+    def _benchmarks(self, plan: Plan, performance: np.ndarray) -> dict[str, float]:
+        """Result R of the ceilings and the baselines: same pool, caps, p_i and availability.
+        The self-proportional and UCB baselines learn from their own allocations."""
+        pool, cap_wh, avail, active = (
+            plan.business_pool_wh, plan.cap_wh, plan.available, self._biz.active_set
+        )
+        oracle_active = active if self._mech.oracle_respects_active_set else None
+        allocations = (
+            oracle_allocation(pool, cap_wh, performance, avail, oracle_active),
+            # the realistic ceiling: knows q_i (not this round's p_i), feeds at most I
+            oracle_allocation(pool, cap_wh, self.quality, avail, active),
+            equal_allocation(pool, cap_wh, avail),
+            random_allocation(pool, cap_wh, active, self._streams.baselines, avail),
+            last_output_allocation(pool, cap_wh, self._last_result, avail),
+            own := last_output_allocation(pool, cap_wh, self._self_last_result, avail),
+            ucb := self._ucb.allocate(pool, cap_wh, avail),
+        )
+        self._self_last_result = own * performance
+        self._ucb.observe(ucb, performance)
+        return dict(zip(BASELINES, [float(e @ performance) for e in allocations], strict=True))
+
+    def _publish(
+        self, plan: Plan, metered: np.ndarray, performance: np.ndarray, result: np.ndarray
+    ) -> None:
+        """Beliefs learn p_i of the selected businesses that drew energy; the reweighted
+        selection baseline learns R."""
+        observed = (plan.selected & (metered > 0)).nonzero()[0]
+        self._beliefs.observe(observed, performance[observed])
+        self._consideration.refresh(self._beliefs, observed)
+        self._last_result = result
+
+    def _outcome(
+        self, plan: Plan, performance: np.ndarray, result: np.ndarray, biz: BusinessSettlement,
+        figures: dict[str, float], policy_gain: np.ndarray, policy_loss: np.ndarray,
+    ) -> Outcome:
+        """The round's figures: per business, the round scalars and per policy."""
+        holdings = self._ledger.holdings()
         total = float(result.sum())
         oracle = figures["oracle_result"]
         scalars = {
@@ -381,90 +345,50 @@ class Market:
             "abstaining": self._abstaining_per_policy.copy(),
         }
         return Outcome(
-            performance=performance,
-            result=result,
-            revenue_tokens=biz.revenue_tokens,
-            reward_tokens=biz.reward_tokens,
-            slashed_tokens=biz.slash_per_token * plan.stake_tokens,
-            scalars=scalars,
-            policy=policy,
+            performance, result, biz.revenue_tokens, biz.reward_tokens,
+            biz.slash_per_token * plan.stake_tokens, scalars, policy,
         )
-
-    def _settle(
-        self, plan: Plan, metered: np.ndarray, performance: np.ndarray, result: np.ndarray
-    ) -> tuple[BusinessSettlement, np.ndarray, np.ndarray, dict[str, float]]:
-        """Step 7 of a round with a business pool, the oracle and baselines, then publish."""
-        supply_before = self._holding_metrics().supply_tokens
-        minted = self._inflation.mint(supply_before) if self._inflation else 0.0
-        biz = settle_businesses(
-            result,
-            plan.stake_tokens,
-            plan.selected,
-            plan.available,
-            settled=True,
-            minted_tokens=minted,
-            **self._terms,
-        )
-        credit, slash = biz.credit_per_token, biz.slash_per_token
-        self._decisions.learn(credit - slash, self._bonded)  # payoff per bonded token
-        gain, loss = self._gain, self._loss
-
-        def pay(*arrays: np.ndarray) -> None:  # per staker: pieces agree with one pass
-            choice, stake, gain, loss, wealth, rewards, slashed = arrays
-            gains_and_losses(credit, slash, choice, stake, gain, loss)
-            wealth += gain  # in two steps: no temporary of S values
-            wealth -= loss
-            rewards += gain
-            slashed += loss
-
-        per_staker = [self._bonds.choice, self._staker_stake, gain, loss]
-        parallel.split(
-            pay, [*per_staker, self._wealth, self._rewards, self._slashed], self._threads
-        )
-        self._idle_selection = None  # holdings, hence stake, have changed
-        # the holdings are final: a large population measures them (a sort) on another thread
-        # while beliefs are published; settle() collects them
-        self._holdings = parallel.submit(self._measure_holdings) if self._threads else None
-
-        pool, cap_wh, avail, biz_cfg = plan.business_pool_wh, plan.cap_wh, plan.available, self._biz
-        active = biz_cfg.active_set if self._mech.oracle_respects_active_set else None
-        allocations = (
-            oracle_allocation(pool, cap_wh, performance, avail, active),
-            # the realistic ceiling: knows q_i (not this round's p_i), feeds at most I
-            oracle_allocation(pool, cap_wh, self.quality, avail, biz_cfg.active_set),
-            equal_allocation(pool, cap_wh, avail),
-            random_allocation(pool, cap_wh, biz_cfg.active_set, self._streams.baselines, avail),
-            last_output_allocation(pool, cap_wh, self._last_result, avail),
-            own := last_output_allocation(pool, cap_wh, self._self_last_result, avail),
-            ucb := self._ucb.allocate(pool, cap_wh, avail),
-        )
-        figures = dict(zip(BASELINES, [float(e @ performance) for e in allocations], strict=True))
-        self._self_last_result = own * performance
-        self._ucb.observe(ucb, performance)
-        policy_gain, policy_loss = self._block_sums(gain), self._block_sums(loss)
-        figures["rewards_tokens"] = float(biz.reward_tokens.sum())
-        figures["slashed_tokens"] = float(policy_loss.sum())
-        figures["minted_tokens"] = float(biz.minted_tokens.sum())
-
-        # publish: beliefs and the reweighted_selection baseline learn from this round
-        observed = (plan.selected & (metered > 0)).nonzero()[0]
-        self._beliefs.observe(observed, performance[observed])
-        self._consideration.refresh(self._beliefs, observed)
-        self._last_result = result
-        if self._inflation:
-            self._inflation.steer(float(plan.stake_tokens.sum()), supply_before)
-        return biz, policy_gain, policy_loss, figures
 
     def stakers_table(self) -> pd.DataFrame:
         """Final per-staker table, columns ``lastwatt.result.STAKER_FIELDS``."""
-        codes = np.repeat(np.arange(len(self._blocks)), [b.stop - b.start for _, b in self._blocks])
+        codes = np.repeat(np.arange(len(self._blocks)), self._stakers_per_policy.astype(int))
+        ledger = self._ledger
         return pd.DataFrame(
             {
                 "policy": pd.Categorical.from_codes(codes, categories=self.policy_names),
-                "stake_tokens": self._wealth.copy(),
-                "rewards_tokens": self._rewards.copy(),
-                "slashed_tokens": self._slashed.copy(),
-                "rounds_abstained": self._abstained.astype(np.int64),
+                "stake_tokens": ledger.wealth.copy(),
+                "rewards_tokens": ledger.rewards.copy(),
+                "slashed_tokens": ledger.slashed.copy(),
+                "rounds_abstained": ledger.abstained.astype(np.int64),
                 "business": np.where(self._bonds.has_choice, self._bonds.choice[0], -1),
             }
         )
+
+
+def _slots_per_staker(cfg: Config) -> int:
+    k, count = cfg.population.max_businesses_per_staker, cfg.businesses.count
+    if k > count:
+        raise ConfigError(
+            "population.max_businesses_per_staker", f"{k} exceeds businesses.count={count}",
+            "lower it to at most the number of businesses",
+        )
+    return k
+
+
+def _settlement_terms(cfg: Config) -> dict[str, float | bool]:
+    """The config terms of every settlement (``settle_businesses`` keywords)."""
+    mech = cfg.mechanism
+    return {
+        "revenue_per_result": cfg.businesses.revenue_per_result,
+        "reward_share": mech.reward_share,
+        "slash_fraction": mech.slash_fraction,
+        "slash_unselected": mech.slash_unselected,
+        "slash_unavailable": mech.slash_unavailable,
+    }
+
+
+def _inflation(cfg: Config) -> Inflation | None:
+    mech = cfg.mechanism
+    if mech.inflation_rate <= 0:
+        return None
+    return Inflation(mech.inflation_rate, mech.target_bonding_rate, mech.inflation_change)

@@ -25,8 +25,3 @@ def select_active_set(
     order = np.argsort(-stake_tokens[perm], kind="stable")
     return perm[order[:active_set]]
 
-
-def selected_mask(selected_idx: np.ndarray, n_businesses: int) -> np.ndarray:
-    mask = np.zeros(n_businesses, dtype=bool)
-    mask[selected_idx] = True
-    return mask

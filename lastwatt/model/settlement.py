@@ -40,6 +40,10 @@ def settle_businesses(
     slash_unavailable: bool,
     minted_tokens: float = 0.0,
 ) -> BusinessSettlement:
+    """Step 7 per business (N,): revenue of the results ``result``, the reward and the minted
+    tokens paid to the stakers of the rewarded businesses, and the credit and slash per token
+    of stake. ``settled`` False (a round without a pool): revenue only, nothing paid or
+    slashed. The keyword terms are the config's (``Market`` passes them all)."""
     revenue = np.maximum(result, 0.0)
     revenue *= revenue_per_result
     n = len(revenue)
@@ -77,9 +81,11 @@ class Inflation:
     change: float
 
     def mint(self, token_supply: float) -> float:
+        """Tokens minted this round for a supply of ``token_supply``."""
         return self.rate * token_supply
 
     def steer(self, bonded_tokens: float, token_supply: float) -> None:
+        """Move the rate toward the target bonding rate (after a settled round)."""
         bonding_rate = bonded_tokens / token_supply if token_supply > 0 else 0.0
         step = self.change if bonding_rate < self.target_bonding_rate else -self.change
         self.rate = max(self.rate + step, 0.0)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lastwatt.model import parallel
+from lastwatt.model import fastpath
 
 
 @dataclass(slots=True)
@@ -26,6 +26,7 @@ class Bonds:
 
     @classmethod
     def empty(cls, n_stakers: int, k: int) -> Bonds:
+        """Nobody bonded yet."""
         return cls(
             choice=np.zeros((k, n_stakers), dtype=np.intp),
             has_choice=np.zeros(n_stakers, dtype=bool),
@@ -48,7 +49,7 @@ class Bonds:
     ) -> np.ndarray:
         """Take ``new_choice`` (k, S) for the deciding stakers; return who is bonded this round
         (``deciding`` itself when nobody can be unbonding). ``threads``: per staker, in
-        pieces on two threads (:func:`lastwatt.model.parallel.split`).
+        pieces on two threads (:func:`lastwatt.model.fastpath.split`).
 
         A switch (another set of businesses than before) with ``unbonding_rounds = u > 0``
         leaves the stake idle this round and the next ``u - 1``.
@@ -70,7 +71,7 @@ class Bonds:
             has_choice |= now
 
         state = [self.choice, self.has_choice, self.unbond_left]
-        parallel.split(stakers, [new_choice, deciding, bonded, *state], threads)
+        fastpath.split(stakers, [new_choice, deciding, bonded, *state], threads)
         return bonded
 
 

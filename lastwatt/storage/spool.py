@@ -11,10 +11,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from lastwatt.errors import InputError
+from lastwatt.errors import ServiceError
 
 
-class SpoolFull(InputError):
+class SpoolFull(ServiceError):
     """The spool reached its configured size; the batch was not stored."""
 
 

@@ -17,9 +17,18 @@ OnStatus = Callable[[DeviceStatus], None]
 
 
 class Transport(Protocol):
-    """How the engine reaches the devices: setpoints out, readings and statuses in."""
+    """How the engine reaches the devices: setpoints out, readings and statuses in; the flags
+    say what it can rely on."""
+
     #: inbound messages rejected, by kind (oversize, json, schema, range, version, unknown_device)
     rejected: dict[str, int]
+    #: True: the devices stop at their quota by themselves and report at once (in-process
+    #: mocks). False: the engine drains the readings every metering interval and switches off
+    #: each device that reached its quota.
+    enforces_quotas: bool
+    #: True: a setpoint reaches its device at once and exactly once, so a device that stays off
+    #: need not hear it again. False: every device gets its setpoint every round.
+    delivers_reliably: bool
 
     def start(self, on_reading: OnReading, on_status: OnStatus) -> None:
         """Connect and subscribe; from now on inbound messages go to the two callbacks."""

@@ -19,6 +19,8 @@ from lastwatt.transport.base import OnReading, OnStatus
 
 
 class MockDevice:
+    """One mock device: a SimPy process metering a :class:`DeviceModel` every interval."""
+
     def __init__(
         self, env: simpy.Environment, model: DeviceModel, now_ts: Callable[[], float],
         interval_s: float, load_factor: np.ndarray, start: bool = True,
@@ -39,6 +41,7 @@ class MockDevice:
         self.process = self.env.process(self._run(next_tick))
 
     def deliver(self, sp: Setpoint) -> None:
+        """Apply a setpoint now and report a reading, as a plug does on every change."""
         lf = float(self.load_factor[sp.round]) if sp.round < len(self.load_factor) else None
         self.model.apply(sp, self.now_ts(), lf)
         self.report(self.model.advance(self.now_ts()))
@@ -63,10 +66,12 @@ class MockDevice:
 class MemoryTransport:
     """Setpoints go straight to the mock devices; readings straight back. Nothing to drain."""
 
+    enforces_quotas = True  # a DeviceModel stops at its quota
+    delivers_reliably = True  # a method call: at once, exactly once
+
     def __init__(self, devices: list[MockDevice]) -> None:
         self.devices = {d.model.device_id: d for d in devices}
         self.rejected: dict[str, int] = {}
-        self.last_round: RoundInfo | None = None
 
     def start(self, on_reading: OnReading, on_status: OnStatus) -> None:
         for d in self.devices.values():
@@ -74,7 +79,7 @@ class MemoryTransport:
             on_status(DeviceStatus(d.model.device_id, True))
 
     def publish_round(self, info: RoundInfo) -> None:
-        self.last_round = info
+        pass  # mock devices take everything from their setpoints
 
     def send_setpoint(self, sp: Setpoint) -> None:
         self.devices[sp.device].deliver(sp)

@@ -70,6 +70,9 @@ class RateLimitedLog:
 class MqttTransport:
     """The controller side of the hardware loop. Create it with :func:`make_mqtt_transport`."""
 
+    enforces_quotas = False  # real devices run until told to stop: the engine watches quotas
+    delivers_reliably = False  # a device may have missed a message (reboot): resend each round
+
     def __init__(self, broker: BrokerAddress, cfg: MqttConfig, site: str,
                  device_ids: Iterable[str]) -> None:
         self.site = site

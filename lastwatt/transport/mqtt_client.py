@@ -31,7 +31,7 @@ from lastwatt.config.mqtt import (
     parse_broker_url,
     resolve_credentials,
 )
-from lastwatt.errors import InputError
+from lastwatt.errors import ServiceError
 from lastwatt.transport.publish import Publish
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Inbound:
     received_monotonic_s: float
 
 
-class BrokerError(InputError):
+class BrokerError(ServiceError):
     """The broker cannot be reached or refuses us; the message names the URL and the fix."""
 
 

@@ -1,5 +1,7 @@
 """The model's fast paths equal their plain reference formulas, and idle rounds keep the bonds."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from lastwatt.config import Config
-from lastwatt.model import agents, allocation, decisions, parallel
+from lastwatt.model import agents, allocation, fastpath
 from lastwatt.model.allocation import water_fill
 from lastwatt.model.beliefs import PublicBeliefs
 from lastwatt.model.market import Market
@@ -128,7 +130,7 @@ def test_kept_softmax_weights_decide_exactly_like_weights_recomputed_each_round(
         **{"population.households": 400, "population.consideration_set": consider}
     )
     kept = trace(Market(cfg, streams(3)), DAYS)
-    monkeypatch.setattr(decisions, "KEEP_WEIGHTS_CELLS", 0)
+    monkeypatch.setattr(fastpath, "KEEP_WEIGHTS_CELLS", 0)
     recomputed = trace(Market(cfg, streams(3)), DAYS)
     assert repr(kept) == repr(recomputed)
 
@@ -142,16 +144,17 @@ def full_trace(cfg: Config) -> tuple[list, dict]:
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "threads"),
     [
-        {},  # softmax k = 1: chunks on two threads, scattered belief refresh
-        {"population.consideration_set": 0, "businesses.count": 40},  # everyone considers all
-        {"mechanism.unbonding_rounds": 2, "population.abstain_probability": 0.3},
-        {"population.max_businesses_per_staker": 2},
+        ({}, 2),  # softmax k = 1: chunks on two threads, scattered belief refresh
+        ({}, 3),  # more threads than the development machine has cores: the same bits
+        ({"population.consideration_set": 0, "businesses.count": 40}, 2),  # all considered
+        ({"mechanism.unbonding_rounds": 2, "population.abstain_probability": 0.3}, 2),
+        ({"population.max_businesses_per_staker": 2}, 2),
     ],
 )
-def test_two_threads_give_exactly_the_single_threaded_results(overrides, monkeypatch):
-    households = 2 * decisions.CHUNK_STAKERS + 1_000  # softmax share above one chunk
+def test_threads_give_exactly_the_single_threaded_results(overrides, threads, monkeypatch):
+    households = 2 * fastpath.CHUNK_STAKERS + 1_000  # softmax share above one chunk
     cfg = Config().with_overrides(
         **{
             "population.households": households,
@@ -161,14 +164,16 @@ def test_two_threads_give_exactly_the_single_threaded_results(overrides, monkeyp
             **overrides,
         }
     )
-    assert not parallel.threaded(households)  # the default: one thread at this size
+    assert not fastpath.threaded(households)  # the default: one thread at this size
     single = full_trace(cfg)
     handed_over = []
-    submit = parallel.submit
-    monkeypatch.setattr(parallel, "submit", lambda fn, *a: handed_over.append(fn) or submit(fn, *a))
-    monkeypatch.setattr(parallel, "THREADED_MIN_STAKERS", households - 1)
+    submit = fastpath.submit
+    monkeypatch.setattr(fastpath, "submit", lambda fn, *a: handed_over.append(fn) or submit(fn, *a))
+    monkeypatch.setattr(fastpath, "THREADED_MIN_STAKERS", households - 1)
+    monkeypatch.setattr(fastpath, "THREADS", threads)  # independent of this machine's CPUs
+    monkeypatch.setattr(fastpath, "_pool", None)  # a pool of that size
     threaded = full_trace(cfg)
-    assert len(handed_over) >= 10  # the settled rounds did hand work to the second thread
+    assert len(handed_over) >= 10  # the settled rounds did hand work to the other threads
     assert repr(threaded[0]) == repr(single[0])
     assert threaded[1] == single[1]
 
@@ -341,3 +346,14 @@ def test_common_random_numbers_do_not_depend_on_the_stakers_policies():
             rounds.append((out.performance.tolist(), out.scalars["equal_result"]))
         draws.append(rounds)
     assert draws[0] == draws[1]
+
+
+def test_the_thread_count_comes_from_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "process_cpu_count", lambda: 5, raising=False)
+    assert fastpath.cpu_count() == 5
+    monkeypatch.delattr(os, "process_cpu_count")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 7}, raising=False)
+    assert fastpath.cpu_count() == 3  # the affinity mask, not the machine's count
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert fastpath.cpu_count() == 1

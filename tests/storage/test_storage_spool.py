@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from lastwatt.config.influx import InfluxConfig
-from lastwatt.errors import InputError
+from lastwatt.errors import InputError, ServiceError
 from lastwatt.storage.influx import make_influx_recorder
 from lastwatt.storage.spool import Spool, SpoolFull
 from tests.servers import free_port
@@ -67,8 +67,9 @@ def test_full_spool_counts_dropped_points_and_close_fails_loudly(tmp_path, caplo
     rec.open(meta)
     for r in make_rounds(meta, 60):
         rec.record(r)
-    with caplog.at_level(logging.ERROR), pytest.raises(InputError) as err:
+    with caplog.at_level(logging.ERROR), pytest.raises(ServiceError) as err:
         rec.close({}, None)
+    assert not isinstance(err.value, InputError)  # a service failure (exit 3), not bad input
     assert rec.stats["dropped"] > 0
     assert rec.stats["spooled"] + rec.stats["dropped"] == expected_points(meta, 60)
     assert "points dropped" in str(err.value) and "influx.spool_limit_mb" in str(err.value)

@@ -1,6 +1,8 @@
 """``lastwatt devices``: a fleet of simulated relays / plugs against a real broker.
 
-``lastwatt/cli.py`` registers :func:`devices` as a command.
+It lives here, not in ``lastwatt``, because the fleet is firmware_bridge's: ``firmware_bridge``
+uses ``lastwatt``, never the reverse. The ``lastwatt`` CLI finds :func:`devices` through the
+``lastwatt.commands`` entry point declared in ``pyproject.toml``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def devices(
         raise InputError("--dialect", f"{dialect!r} is not a dialect",
                          f"use one of {', '.join((*FIRMWARE, 'modbus'))}")
     if dialect == "modbus":  # Modbus TCP on loopback, no broker
-        from lastwatt.cli_modbus import modbus_devices
+        from firmware_bridge.modbus_cli import modbus_devices
 
         modbus_devices(config, count, modbus_port, units_per_server, bridge_config)
         return

@@ -10,9 +10,7 @@ from firmware_bridge.service import serve_until_signalled
 from firmware_bridge.simulated.site import fleet_devices, fleet_options
 from lastwatt.config import load_config
 from lastwatt.errors import InputError
-from lastwatt.model.market import Market
-from lastwatt.rng import streams
-from lastwatt.simulation import device_table
+from lastwatt.site import site
 
 STATS_EVERY_S = 10.0
 
@@ -34,7 +32,7 @@ def modbus_devices(config: Path | None, count: int | None, base_port: int,
     if base_port and base_port + len(devs) // units_per_server > 65535:
         raise InputError("--modbus-port", "too few ports above it for this many servers")
     if count is None:  # the controller's own devices: each one's business from its table
-        table, _ = device_table(cfg, Market(cfg, streams(cfg.seed)).max_power_w)
+        table = site(cfg).devices
         business = dict(zip(table.ids, table.business.tolist(), strict=True))
     else:  # load-test devices, spread over the businesses as fleet_devices does
         business = {d.id: i % cfg.businesses.count for i, d in enumerate(devs)}
