@@ -20,16 +20,16 @@ import pytest
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.simulated.fleet import Fleet
 from firmware_bridge.simulated.site import fleet_devices, fleet_options
-from lastwatt.config import Config, load_config
+from lastwatt.config import Config
 from lastwatt.config.bridge import BridgeConfig
 from lastwatt.messages import DeviceStatus, decode
 from lastwatt.result import RoundResult
-from lastwatt.simulation import RunOutput, run_simulation
+from lastwatt.simulation import RunOutput
 from lastwatt.transport import topics
-from lastwatt.transport.mqtt import make_mqtt_transport
 from lastwatt.transport.mqtt_client import MqttClient
+from tests.e2e_helpers import persistent_broker, run_config_toml, run_controller, write_config
 from tests.mqtt_helpers import FAST, url_of
-from tests.servers import mosquitto_server, wait_for
+from tests.servers import wait_for
 from tests.vendor_emulators import Emulator, ShellyEmulator, TasmotaEmulator
 
 pytestmark = pytest.mark.integration
@@ -38,53 +38,26 @@ ROUNDS = 6
 SPEED = 720.0  # a 1 h round in 5 s: one metering interval is 0.25 s of wall time
 VENDOR = {"t1": 1, "t2": 2, "s3": 3, "s4": 5}  # device -> business
 # the pool is below the selected businesses' caps: plugs stop at their quotas mid-round
-CONFIG_TOML = f"""
-rounds = {ROUNDS}
-seed = 3
-site = "village"
-[time]
-round_s = 3600
-metering_interval_s = 180
-start = 2026-03-01T08:00:00Z
-realtime = true
-speed = {SPEED}
-[container]
-peak_power_w = 2e6
-[businesses]
-count = 6
-active_set = 3
-max_power_w_low = 8e5
-max_power_w_high = 1.5e6
-[devices]
-noise_sd = 0.0
-map = [
-  {{id = "n0", business = 0}},
-  {{id = "t1", business = 1, dialect = "tasmota", topic = "tasmota_A1B2C3"}},
-  {{id = "t2", business = 2, dialect = "tasmota", topic = "tasmota_D4E5F6"}},
-  {{id = "s3", business = 3, dialect = "shelly", topic = "shellyplus1pm-a8032ab12345"}},
-  {{id = "n4", business = 4}},
-  {{id = "s4", business = 5, dialect = "shelly", topic = "shellyplusplugs-e465b8aa0101"}},
-  {{id = "n5", business = 5}},
-]
-[mqtt]
-reconnect_min_delay_s = 0.1
-reconnect_max_delay_s = 0.5
-"""
+CONFIG_TOML = run_config_toml(ROUNDS, SPEED, 6, [
+    'id = "n0", business = 0',
+    'id = "t1", business = 1, dialect = "tasmota", topic = "tasmota_A1B2C3"',
+    'id = "t2", business = 2, dialect = "tasmota", topic = "tasmota_D4E5F6"',
+    'id = "s3", business = 3, dialect = "shelly", topic = "shellyplus1pm-a8032ab12345"',
+    'id = "n4", business = 4',
+    'id = "s4", business = 5, dialect = "shelly", topic = "shellyplusplugs-e465b8aa0101"',
+    'id = "n5", business = 5',
+])
 ON_POLL_S = 0.05  # wall: 36 simulated seconds, a fifth of one metering interval
 
 
 @pytest.fixture()
 def cfg(tmp_path) -> Config:
-    path = tmp_path / "vendor.toml"
-    path.write_text(CONFIG_TOML)
-    return load_config(path)
+    return write_config(tmp_path / "vendor.toml", CONFIG_TOML)
 
 
 @pytest.fixture()
 def broker(tmp_path):
-    srv = mosquitto_server(tmp_path, "autosave_on_changes true\nautosave_interval 1\n").start()
-    yield srv
-    srv.stop()
+    yield from persistent_broker(tmp_path)
 
 
 class VendorSite:
@@ -114,10 +87,8 @@ class VendorSite:
                 **{d: p.counter_wh for d, p in self.plugs.items()}}
 
     def run(self, on_round=None) -> RunOutput:
-        ids = [d.id for d in self.cfg.devices.map]
-        self.transport = make_mqtt_transport(self.url, self.cfg.mqtt, self.cfg.site, ids)
-        return run_simulation(self.cfg, None, (), self.transport, progress=on_round,
-                              settle_grace_s=0.5)
+        out, self.transport = run_controller(self.cfg, self.url, on_round)
+        return out
 
     def close(self) -> None:
         if self.bridge is not None:

@@ -4,11 +4,8 @@ mosquitto, in accelerated real time."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,17 +13,24 @@ import pytest
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.simulated.modbus import ModbusFleet
 from firmware_bridge.simulated.site import fleet_devices
-from lastwatt.config import Config, load_config
+from lastwatt.config import Config
 from lastwatt.config.bridge import BridgeConfig
 from lastwatt.config.modbus import ModbusOptions
 from lastwatt.messages import Setpoint, decode
 from lastwatt.result import RoundResult
-from lastwatt.simulation import RunOutput, run_simulation
+from lastwatt.simulation import RunOutput
 from lastwatt.transport import topics
-from lastwatt.transport.mqtt import make_mqtt_transport
 from lastwatt.transport.mqtt_client import MqttClient
+from tests.e2e_helpers import (
+    business_wh,
+    persistent_broker,
+    run_config_toml,
+    run_controller,
+    start_endless_controller,
+    write_config,
+)
 from tests.mqtt_helpers import FAST, url_of
-from tests.servers import mosquitto_server, wait_for
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,51 +38,24 @@ ROUNDS = 6
 SPEED = 1440.0  # a 1 h round in 2.5 s; the 180 s metering interval is 0.125 s
 # as tests/transport/test_mqtt_end_to_end.py: each round's pool is below the selected
 # businesses' caps, so every relay stops at its quota before the round ends
-CONFIG_TOML = f"""
-rounds = {ROUNDS}
-seed = 3
-site = "village"
-[time]
-round_s = 3600
-metering_interval_s = 180
-start = 2026-03-01T08:00:00Z
-realtime = true
-speed = {SPEED}
-[container]
-peak_power_w = 2e6
-[businesses]
-count = 5
-active_set = 3
-max_power_w_low = 8e5
-max_power_w_high = 1.5e6
-[devices]
-noise_sd = 0.0
-map = [
-  {{id = "r0a", business = 0, dialect = "modbus"}},
-  {{id = "r0b", business = 0, dialect = "modbus"}},
-  {{id = "r1", business = 1, dialect = "modbus"}},
-  {{id = "r2", business = 2, dialect = "modbus"}},
-  {{id = "r3", business = 3, dialect = "modbus"}},
-  {{id = "r4", business = 4, dialect = "modbus"}},
-]
-[mqtt]
-reconnect_min_delay_s = 0.1
-reconnect_max_delay_s = 0.5
-"""
+CONFIG_TOML = run_config_toml(ROUNDS, SPEED, 5, [
+    'id = "r0a", business = 0, dialect = "modbus"',
+    'id = "r0b", business = 0, dialect = "modbus"',
+    'id = "r1", business = 1, dialect = "modbus"',
+    'id = "r2", business = 2, dialect = "modbus"',
+    'id = "r3", business = 3, dialect = "modbus"',
+    'id = "r4", business = 4, dialect = "modbus"',
+])
 
 
 @pytest.fixture()
 def cfg(tmp_path) -> Config:
-    path = tmp_path / "e2e.toml"
-    path.write_text(CONFIG_TOML)
-    return load_config(path)
+    return write_config(tmp_path / "e2e.toml", CONFIG_TOML)
 
 
 @pytest.fixture()
 def broker(tmp_path):
-    srv = mosquitto_server(tmp_path, "autosave_on_changes true\nautosave_interval 1\n").start()
-    yield srv
-    srv.stop()
+    yield from persistent_broker(tmp_path)
 
 
 class Site:
@@ -100,17 +77,11 @@ class Site:
                       self.url).start()
 
     def run(self, on_round=None) -> RunOutput:
-        ids = [d.id for d in self.cfg.devices.map]
-        transport = make_mqtt_transport(self.url, self.cfg.mqtt, self.cfg.site, ids)
-        return run_simulation(self.cfg, None, (), transport, progress=on_round,
-                              settle_grace_s=0.5)
+        out, _ = run_controller(self.cfg, self.url, on_round)
+        return out
 
     def true_business_wh(self) -> np.ndarray:
-        true = self.fleet.true_energy_wh()
-        out = np.zeros(self.cfg.businesses.count)
-        for d in self.cfg.devices.map:
-            out[d.business] += true[d.id] * SPEED
-        return out
+        return business_wh(self.cfg, self.fleet.true_energy_wh(), SPEED)
 
     def close(self) -> None:
         self.bridge.stop()
@@ -183,13 +154,8 @@ def test_bridge_restarted_mid_round_neither_double_counts_nor_loses_a_round(cfg,
 
 def test_killed_controller_leaves_relays_off_by_valid_until(cfg, broker, tmp_path) -> None:
     url = url_of(broker)
-    path = tmp_path / "e2e.toml"
-    path.write_text(CONFIG_TOML.replace(f"rounds = {ROUNDS}", "rounds = 1000"))
     site = Site(cfg, url)
-    ctl = subprocess.Popen(
-        [sys.executable, "-m", "lastwatt.cli", "run", str(path), "--mqtt", url, "--quiet",
-         "--out", str(tmp_path / "runs")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2])
+    ctl = start_endless_controller(CONFIG_TOML, ROUNDS, url, tmp_path)
     ids = [d.id for d in cfg.devices.map]
     try:
         wait_for(lambda: any(site.fleet.is_on(d) for d in ids), 60, "a relay switched on")

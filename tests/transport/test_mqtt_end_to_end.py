@@ -4,11 +4,8 @@ firmware bridge and a mixed simulated fleet (native, Tasmota, Shelly), in accele
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,17 +13,24 @@ import pytest
 from firmware_bridge.bridge import Bridge
 from firmware_bridge.simulated.fleet import Fleet
 from firmware_bridge.simulated.site import fleet_devices, fleet_options
-from lastwatt.config import Config, load_config
+from lastwatt.config import Config
 from lastwatt.config.bridge import BridgeConfig
 from lastwatt.messages import DeviceStatus, Setpoint, decode
 from lastwatt.result import RoundResult
-from lastwatt.simulation import RunOutput, run_simulation
+from lastwatt.simulation import RunOutput
 from lastwatt.transport import topics
-from lastwatt.transport.mqtt import make_mqtt_transport
 from lastwatt.transport.mqtt_client import MqttClient
+from tests.e2e_helpers import (
+    business_wh,
+    persistent_broker,
+    run_config_toml,
+    run_controller,
+    start_endless_controller,
+    write_config,
+)
 from tests.mqtt_helpers import FAST, collect, url_of
 from tests.mqtt_probe import wait_until
-from tests.servers import mosquitto_server, wait_for
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,45 +39,20 @@ SPEED = 1440.0  # a 1 h round in 2.5 s
 # A sunny morning, a big container and big loads: each round's pool (~1.5 MWh) is below the
 # selected businesses' caps, so every device stops at its quota before the round ends, and
 # the energies are far above Tasmota's 1 Wh register resolution even compressed 1440 times.
-CONFIG_TOML = f"""
-rounds = {ROUNDS}
-seed = 3
-site = "village"
-[time]
-round_s = 3600
-metering_interval_s = 180
-start = 2026-03-01T08:00:00Z
-realtime = true
-speed = {SPEED}
-[container]
-peak_power_w = 2e6
-[businesses]
-count = 6
-active_set = 3
-max_power_w_low = 8e5
-max_power_w_high = 1.5e6
-[devices]
-noise_sd = 0.0
-map = [
-  {{id = "n0a", business = 0}},
-  {{id = "n0b", business = 0}},
-  {{id = "t1", business = 1, dialect = "tasmota", topic = "tasmota_T1"}},
-  {{id = "s2", business = 2, dialect = "shelly", topic = "shellyplus1pm-00000002"}},
-  {{id = "n3", business = 3}},
-  {{id = "t4", business = 4, dialect = "tasmota", topic = "tasmota_T4"}},
-  {{id = "s5", business = 5, dialect = "shelly", topic = "shellyplus1pm-00000005"}},
-]
-[mqtt]
-reconnect_min_delay_s = 0.1
-reconnect_max_delay_s = 0.5
-"""
+CONFIG_TOML = run_config_toml(ROUNDS, SPEED, 6, [
+    'id = "n0a", business = 0',
+    'id = "n0b", business = 0',
+    'id = "t1", business = 1, dialect = "tasmota", topic = "tasmota_T1"',
+    'id = "s2", business = 2, dialect = "shelly", topic = "shellyplus1pm-00000002"',
+    'id = "n3", business = 3',
+    'id = "t4", business = 4, dialect = "tasmota", topic = "tasmota_T4"',
+    'id = "s5", business = 5, dialect = "shelly", topic = "shellyplus1pm-00000005"',
+])
 
 
 @pytest.fixture()
 def cfg(tmp_path) -> Config:
-    path = tmp_path / "e2e.toml"
-    path.write_text(CONFIG_TOML)
-    return load_config(path)
+    return write_config(tmp_path / "e2e.toml", CONFIG_TOML)
 
 
 class Site:
@@ -85,18 +64,12 @@ class Site:
         self.bridge = Bridge(BridgeConfig.from_lastwatt(cfg, poll_s=0), url).start()
 
     def run(self, on_round=None) -> RunOutput:
-        ids = [d.id for d in self.cfg.devices.map]
-        transport = make_mqtt_transport(self.url, self.cfg.mqtt, self.cfg.site, ids)
-        self.transport = transport
-        return run_simulation(self.cfg, None, (), transport, progress=on_round, settle_grace_s=0.5)
+        out, self.transport = run_controller(self.cfg, self.url, on_round)
+        return out
 
     def true_business_wh(self) -> np.ndarray:
         """The fleet's integrated energy per business, in simulated Wh."""
-        true = self.fleet.true_energy_wh()
-        out = np.zeros(self.cfg.businesses.count)
-        for d in self.cfg.devices.map:
-            out[d.business] += true[d.id] * SPEED
-        return out
+        return business_wh(self.cfg, self.fleet.true_energy_wh(), SPEED)
 
     def wait_all_off(self) -> None:
         """Wait until every device is off (by its quota, its valid_until or the bridge)."""
@@ -110,10 +83,7 @@ class Site:
 
 @pytest.fixture()
 def broker(tmp_path):
-    # the deployment's persistence settings (deploy/mosquitto): state saved on every change
-    srv = mosquitto_server(tmp_path, "autosave_on_changes true\nautosave_interval 1\n").start()
-    yield srv
-    srv.stop()
+    yield from persistent_broker(tmp_path)
 
 
 def _interval_wh(cfg: Config, device_max_w: np.ndarray) -> np.ndarray:
@@ -201,16 +171,10 @@ def test_broker_crash_and_device_kill_mid_run(cfg, broker) -> None:
 def test_killed_controller_leaves_devices_switching_off_by_valid_until(cfg, broker,
                                                                       tmp_path) -> None:
     url = url_of(broker)
-    path = tmp_path / "e2e.toml"
-    path.write_text(CONFIG_TOML.replace(f"rounds = {ROUNDS}", "rounds = 1000"))
     watcher = MqttClient(url, FAST, "watcher",
                          subscriptions=[topics.controller_status_topic(cfg.site)]).start()
     site = Site(cfg, url)
-    ctl = subprocess.Popen(
-        [sys.executable, "-m", "lastwatt.cli", "run", str(path), "--mqtt", url, "--quiet",
-         "--out", str(tmp_path / "runs")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2],
-    )
+    ctl = start_endless_controller(CONFIG_TOML, ROUNDS, url, tmp_path)
     ids = [d.id for d in cfg.devices.map]
     try:
         wait_for(lambda: any(site.fleet.is_on(d) for d in ids), 60, "a device switched on")
