@@ -25,6 +25,7 @@ from lastwatt.model.market import Market, Outcome, Plan
 from lastwatt.model.split import EnergySplit
 from lastwatt.result import RoundResult
 from lastwatt.setpoints import device_quotas_wh, make_setpoints, simulated_wh
+from lastwatt.signals import Stops, between_events
 from lastwatt.site import Devices
 from lastwatt.transport.base import Transport
 
@@ -317,4 +318,18 @@ class Engine:
             self.env.sync()  # connecting is not lag: the wall clock starts now
             self.clock.origin = time.time() - self.env.now / self.clock.speed
         done = self.env.process(self.rounds_process())
-        self.env.run(until=done)
+        with between_events() as stops:
+            while not done.processed:  # a failed round process raises from step()
+                stops.check()
+                self._wait_for_clock(stops)
+                self.env.step()
+
+    def _wait_for_clock(self, stops: Stops) -> None:
+        """In real time, sleep until the next event is due (a signal may end it)."""
+        env = self.env
+        if not isinstance(env, simpy.rt.RealtimeEnvironment) or env.peek() == simpy.core.Infinity:
+            return
+        due = env.real_start + (env.peek() - env.env_start) * env.factor
+        with stops.waiting_for_clock():
+            while (delta := due - time.monotonic()) > 0:
+                time.sleep(delta)

@@ -4,6 +4,12 @@
 same ``KeyboardInterrupt`` that Ctrl-C raises, so both end a run the same orderly way. While
 the run folder is compacted (:func:`deferred`), a second SIGINT/SIGTERM is noted and ignored
 rather than raised half-way through; even a SIGKILL then leaves the journal to read from.
+
+While SimPy runs, a signal must not raise inside a process: SimPy catches any exception a
+process raises, fails only that process and carries on with the events already due, so a
+device process killed mid-round would let the engine book that round short.
+:func:`between_events` notes the signal and raises it between two events, or at once while
+the run only waits for the wall clock.
 """
 
 from __future__ import annotations
@@ -66,6 +72,48 @@ def deferred(reraise: bool = False) -> Iterator[None]:
             handler(seen[0], None)  # what the signal would have done: KeyboardInterrupt
         else:
             raise KeyboardInterrupt(signal.Signals(seen[0]).name)
+
+
+class Stops:
+    """A SIGINT/SIGTERM noted during the SimPy loop, raised where no process is running."""
+
+    def __init__(self) -> None:
+        self.seen: str | None = None
+        self.waiting = False
+
+    def note(self, signum: int, frame: object) -> None:
+        self.seen = signal.Signals(signum).name
+        if self.waiting:
+            raise KeyboardInterrupt(self.seen)
+
+    def check(self) -> None:
+        """Between two events: end the run now if a signal came."""
+        if self.seen is not None:
+            raise KeyboardInterrupt(self.seen)
+
+    @contextmanager
+    def waiting_for_clock(self) -> Iterator[None]:
+        """No process runs here, so a signal may end the run at once."""
+        self.check()
+        self.waiting = True
+        try:
+            yield
+        finally:
+            self.waiting = False
+
+
+@contextmanager
+def between_events() -> Iterator[Stops]:
+    stops = Stops()
+    if not _main_thread():
+        yield stops
+        return
+    previous = {s: signal.signal(s, stops.note) for s in SIGNALS}
+    try:
+        yield stops
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def ignore_further() -> None:

@@ -107,3 +107,34 @@ def test_resume_after_sigkill_gives_byte_identical_tables(tmp_path, reference):
     for name in TABLES:
         f = f"{name}.parquet"
         assert (run_dir / f).read_bytes() == (reference / f).read_bytes(), name
+
+
+def test_a_signal_inside_a_device_process_ends_the_run_without_booking_a_short_round(
+        tmp_path, monkeypatch):
+    # SimPy catches what a process raises and carries on with the events already due: a
+    # KeyboardInterrupt raised inside a mock device let the engine book that round short
+    from lastwatt.config import Config
+    from lastwatt.devices import DeviceModel
+    from lastwatt.signals import terminate_as_interrupt
+    from lastwatt.simulation import run_simulation
+
+    cfg = Config().with_overrides(rounds=120)
+    start, round_s = cfg.time.start.timestamp(), cfg.time.round_s
+    advance, calls = DeviceModel.advance, [0, 0]  # made, after which to signal
+
+    def advance_then_signal(self, now_ts):
+        calls[0] += 1
+        # at a round's end, before the engine's final read: the round is still to be booked
+        if calls[1] and calls[0] > calls[1] and self.on and (now_ts - start) % round_s == 0:
+            calls[1] = 0
+            os.kill(os.getpid(), signal.SIGTERM)
+        return advance(self, now_ts)
+
+    monkeypatch.setattr(DeviceModel, "advance", advance_then_signal)
+    ref = run_simulation(cfg, tmp_path / "ref").run_dir
+    calls[:] = [0, calls[0] // 2]
+    with terminate_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        run_simulation(cfg, tmp_path / "cut")
+    assert calls[1] == 0  # the signal was sent
+    [run_dir] = (tmp_path / "cut").iterdir()
+    assert _assert_prefix(run_dir, ref) < cfg.rounds
