@@ -17,7 +17,6 @@ from typing import Annotated
 import typer
 
 from firmware_bridge.service import serve_until_signalled
-from firmware_bridge.simulated.site import fleet_devices, fleet_options
 from lastwatt.config import load_config
 from lastwatt.config.mqtt import parse_broker_url
 from lastwatt.errors import InputError
@@ -43,7 +42,10 @@ def devices(
         help="modbus: write the bridge TOML for these devices here")] = None,
 ) -> None:
     """Run simulated device firmware until Ctrl-C (see docs/devices.md, docs/modbus.md)."""
-    from firmware_bridge.simulated.fleet import FIRMWARE, Fleet  # paho only when asked for
+    # the fleet, its dialects (pymodbus) and paho only when the command runs: every
+    # `lastwatt` invocation loads this module for its signature
+    from firmware_bridge.simulated.fleet import FIRMWARE, Fleet
+    from firmware_bridge.simulated.site import fleet_devices, fleet_options
 
     if dialect is not None and dialect not in (*FIRMWARE, "modbus"):
         raise InputError("--dialect", f"{dialect!r} is not a dialect",

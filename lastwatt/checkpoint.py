@@ -4,8 +4,10 @@ A checkpoint is taken every ``output.checkpoint_rounds`` rounds, after the journ
 flushed: the market (with its numpy Generators, which pickle with their state), the engine's
 state (its meter book and device bookkeeping; the wiring to the environment, the clock and
 the transport is rebuilt), and with in-process mock devices their device models and where
-each one's metering timer stands. Whole objects are pickled rather than chosen fields, so a
-field added to the market or the engine is checkpointed without touching this module.
+each one's metering timer stands, or the analytic headless devices' state (counters, relays,
+quotas, noise Generator; no event is pending between rounds). Whole objects are pickled
+rather than chosen fields, so a field added to the market or the engine is checkpointed
+without touching this module.
 Everything computed up front from the seed (weather, demand, the split) is recomputed.
 Resuming rebuilds the run as at its start, then swaps this state in (docs/storage.md).
 """
@@ -20,10 +22,11 @@ from typing import Any
 from lastwatt.engine import Engine
 from lastwatt.errors import InputError
 from lastwatt.storage.journal import atomic_write
+from lastwatt.transport.analytic import AnalyticState, AnalyticTransport
 from lastwatt.transport.memory import MemoryTransport
 
 CHECKPOINT = "checkpoint.pkl"
-FORMAT = 2  # 2: the market composed of Ledger, fastpath caches and site (issue 12)
+FORMAT = 3  # 2: the market composed of Ledger, fastpath caches and site (issue 12); 3: analytic
 # the engine's wiring, rebuilt on resume; every other attribute is state and is pickled
 WIRING = frozenset({"cfg", "env", "clock", "market", "production_wh", "split", "devices",
                     "transport", "record", "draw_factor", "first_round"})
@@ -37,6 +40,7 @@ class Checkpoint:
     engine: dict[str, Any]
     mocks: list[tuple[str, Any, float | None]] | None  # (device, model, next tick) in queue order
     rejected: dict[str, int]
+    analytic: AnalyticState | None = None  # the analytic headless devices (issue 11)
     format: int = FORMAT
 
 
@@ -59,7 +63,9 @@ def save(run_dir: Path, run_id: str, rounds: int, engine: Engine) -> None:
     transport = engine.transport
     mocks = _mock_timers(transport) if isinstance(transport, MemoryTransport) else None
     state = {k: v for k, v in vars(engine).items() if k not in WIRING}
-    cp = Checkpoint(run_id, rounds, engine.market, state, mocks, dict(transport.rejected))
+    analytic = transport.state if isinstance(transport, AnalyticTransport) else None
+    cp = Checkpoint(run_id, rounds, engine.market, state, mocks, dict(transport.rejected),
+                    analytic)
     # no fsync (see FileRecorder.write_run_json): atomic against a killed process
     atomic_write(run_dir / CHECKPOINT, pickle.dumps(cp, protocol=pickle.HIGHEST_PROTOCOL),
                  fsync=False)
@@ -90,3 +96,5 @@ def restore(engine: Engine, cp: Checkpoint) -> None:
     if cp.mocks is not None and isinstance(transport, MemoryTransport):
         for device_id, model, next_tick in cp.mocks:  # queue order: same-time ticks stay so
             transport.devices[device_id].resume(model, next_tick)
+    if cp.analytic is not None and isinstance(transport, AnalyticTransport):
+        transport.state = cp.analytic

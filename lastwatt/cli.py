@@ -71,6 +71,9 @@ def run(
         help="continue this interrupted run folder from its last checkpoint")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
         help="override `output.checkpoint_rounds`")] = None,
+    meter_readings: Annotated[bool, typer.Option(
+        help="headless: per-minute mock devices (a reading every metering interval) "
+        "instead of devices integrated per round")] = False,
 ) -> None:
     """Run a scenario (default: the seed's village for one simulated year, mock devices)."""
     _positive("rounds", rounds)
@@ -79,11 +82,13 @@ def run(
     if fmt is not None and fmt not in ("parquet", "csv"):
         raise InputError("--format", f"must be parquet or csv, got {fmt!r}")
     if resume is not None:
-        cfg, out = _resumed_config(resume, config, rounds, seed, fmt, checkpoint_every, out)
+        cfg, out = _resumed_config(resume, config, rounds, seed, fmt, checkpoint_every,
+                                   meter_readings or None, out)
     else:
         cfg = _load(config, rounds=rounds, seed=seed, **{
             "output.format": fmt, "time.speed": speed, "time.realtime": realtime or None,
             "output.checkpoint_rounds": checkpoint_every,
+            "output.meter_readings": meter_readings or None,
         })
     from lastwatt.signals import terminate_as_interrupt
     from lastwatt.simulation import run_id_of, run_simulation
@@ -158,7 +163,8 @@ def _resumed_config(run_dir: Path, config: Path | None, *given: Any) -> tuple[Co
 
     if config is not None or any(v is not None for v in given[:-1]):
         raise InputError("--resume", "takes the config from the run folder",
-                         "drop the config file and --rounds/--seed/--format/--checkpoint-every")
+                         "drop the config file and --rounds/--seed/--format/--checkpoint-every/"
+                         "--meter-readings")
     path = run_dir / "run.json"
     try:
         recorded = json.loads(path.read_text())["config"]

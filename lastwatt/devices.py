@@ -51,6 +51,23 @@ def profile_fn(name: str, round_s: float) -> Profile:
     raise ValueError(f"unknown load profile {name!r}: use constant, ramp or cycle")
 
 
+def profile_integral_s(name: str, round_s: float, t: np.ndarray) -> np.ndarray:
+    """Exact integral of the load shape :func:`profile_fn` from the round's start to each ``t``
+    (seconds; ``t`` <= ``round_s``), in seconds at full draw: what the analytic headless
+    devices (:mod:`lastwatt.transport.analytic`) integrate instead of sampling every interval."""
+    t = np.asarray(t, dtype=np.float64)
+    if name == "constant":
+        return t
+    if name == "ramp":  # 0.5 + 0.5 t / round_s up to round_s
+        return 0.5 * t + 0.25 * t * t / round_s
+    if name == "cycle":  # whole periods, then the part of the last one: full, then 20 %
+        half = CYCLE_PERIOD_S / 2
+        periods, rest = np.divmod(t, CYCLE_PERIOD_S)
+        full: np.ndarray = periods * half * 1.2
+        return full + np.minimum(rest, half) + 0.2 * np.maximum(rest - half, 0)
+    raise ValueError(f"unknown load profile {name!r}: use constant, ramp or cycle")
+
+
 @dataclass(slots=True)
 class DeviceModel:
     """A relay/plug with its load. Call :meth:`advance` to integrate, :meth:`apply` to command."""

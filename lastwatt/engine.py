@@ -20,7 +20,7 @@ import simpy.rt
 
 from lastwatt.config import Config
 from lastwatt.messages import DeviceStatus, MeterReading, RoundInfo
-from lastwatt.meters import MeterBook
+from lastwatt.meters import MeterBatch, MeterBook
 from lastwatt.model.market import Market, Outcome, Plan
 from lastwatt.model.split import EnergySplit
 from lastwatt.result import RoundResult
@@ -107,8 +107,11 @@ class Engine:
         self.no_off_timer: set[str] = set()  # plugs without their own off-timer (flagged)
 
     # -- inbound ---------------------------------------------------------------------------
-    def on_reading(self, r: MeterReading) -> None:
+    def on_reading(self, r: MeterReading | MeterBatch) -> None:
         """Book a meter reading (a device the book does not know is counted, not raised)."""
+        if isinstance(r, MeterBatch):
+            self.book.book_batch(r)
+            return
         try:
             self.book.ingest(r, self.clock.ts())
         except KeyError:

@@ -35,6 +35,7 @@ from lastwatt.site import Devices, site
 from lastwatt.storage.files import FileRecorder, prepare_run_dir
 from lastwatt.storage.recorder import Recorder, Recorders
 from lastwatt.summary import summarise
+from lastwatt.transport.analytic import AnalyticTransport
 from lastwatt.transport.base import Transport
 from lastwatt.transport.memory import MemoryTransport, MockDevice
 from lastwatt.weather import production_series
@@ -84,6 +85,24 @@ def mock_transport(cfg: Config, env: simpy.Environment, clock: Clock, devices: D
     return MemoryTransport(mocks)
 
 
+def analytic_transport(cfg: Config, env: simpy.Environment, devices: Devices,
+                       rng: np.random.Generator, load: np.ndarray) -> AnalyticTransport:
+    """Headless devices integrated per round (no per-minute events), same physics."""
+    return AnalyticTransport(
+        env, devices.ids, devices.business, devices.max_power_w, load, cfg.devices.profile,
+        cfg.time.round_s, cfg.time.metering_interval_s, cfg.devices.noise_sd, rng,
+    )
+
+
+def headless_transport(cfg: Config, env: simpy.Environment, clock: Clock, devices: Devices,
+                       rng: np.random.Generator, load: np.ndarray, resumed: bool) -> Transport:
+    """The in-process devices: integrated per round in virtual time, unless per-minute
+    readings are asked for (``output.meter_readings``) or the run is on the wall clock."""
+    if cfg.output.meter_readings or cfg.time.realtime:
+        return mock_transport(cfg, env, clock, devices, rng, load, start=not resumed)
+    return analytic_transport(cfg, env, devices, rng, load)
+
+
 def run_simulation(
     cfg: Config,
     out_dir: Path | None = None,
@@ -120,8 +139,8 @@ def run_simulation(
     env = make_env(cfg, first * cfg.time.round_s)
     clock = Clock(env, cfg.time.start.timestamp(), cfg.time.realtime, cfg.time.speed)
     load = business_load_factor(cfg)  # (R, N): what each business can draw, per round
-    transport = transport or mock_transport(cfg, env, clock, devices, rs.devices, load,
-                                            start=cp is None)
+    transport = transport or headless_transport(cfg, env, clock, devices, rs.devices, load,
+                                                resumed=cp is not None)
 
     files = FileRecorder(run_dir, cfg.output.format)  # in memory only when run_dir is None
     sinks = Recorders([files, *recorders])

@@ -29,7 +29,8 @@ def test_a_reading_from_an_unknown_device_is_counted_by_the_engine_not_the_trans
 
     make = simulation.mock_transport
     monkeypatch.setattr(simulation, "mock_transport", with_a_ghost)
-    out = simulation.run_simulation(Config().with_overrides(rounds=3))
+    cfg = Config().with_overrides(rounds=3, **{"output.meter_readings": True})
+    out = simulation.run_simulation(cfg)
     assert out.summary["rejected"] == {"unknown_device": 1}
     assert made[0].rejected == {}  # the engine does not write into the transport
 

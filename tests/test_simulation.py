@@ -43,7 +43,8 @@ def test_metered_energy_is_what_the_mock_devices_integrated(monkeypatch, profile
 
     make_mocks = simulation.mock_transport
     monkeypatch.setattr(simulation, "mock_transport", keep)
-    out = run_simulation(Config().with_overrides(**SHORT, **{"devices.profile": profile}))
+    out = run_simulation(Config().with_overrides(**SHORT, **{"devices.profile": profile,
+                                                             "output.meter_readings": True}))
     (transport,) = transports
     integrated = {d: mock.model.energy_wh for d, mock in transport.devices.items()}
     metered = out.tables["devices"].groupby("device")["metered_wh"].sum().to_dict()
@@ -92,7 +93,9 @@ def test_csv_format_writes_csv_tables(tmp_path):
 
 
 def test_realtime_engine_gives_the_headless_results():
-    base = {"rounds": 4, "time.round_s": 60.0, "time.metering_interval_s": 10.0}
+    # the same per-minute devices on both clocks (in real time they always are)
+    base = {"rounds": 4, "time.round_s": 60.0, "time.metering_interval_s": 10.0,
+            "output.meter_readings": True}
     headless = run_simulation(Config().with_overrides(**base)).rounds
     rt = run_simulation(
         Config().with_overrides(**base, **{"time.realtime": True, "time.speed": 600.0})

@@ -192,6 +192,10 @@ class OutputConfig(Section):
         168, ge=1, le=1_000_000, description="rounds between checkpoints (journal flush, "
         "resumable state, run.json)"
     )
+    meter_readings: bool = Field(
+        False, description="headless: per-minute mock devices (a reading every metering "
+        "interval) instead of devices integrated per round"
+    )
 
 
 class Config(Section):

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from lastwatt.messages import DeviceStatus, MeterReading, RoundInfo, Setpoint
+from lastwatt.meters import MeterBatch
 
-OnReading = Callable[[MeterReading], None]
+OnReading = Callable[[MeterReading | MeterBatch], None]  # a batch: in-process devices only
 OnStatus = Callable[[DeviceStatus], None]
 
 
