@@ -59,7 +59,8 @@ def profile_integral_s(name: str, round_s: float, t: np.ndarray) -> np.ndarray:
     if name == "constant":
         return t
     if name == "ramp":  # 0.5 + 0.5 t / round_s up to round_s
-        return 0.5 * t + 0.25 * t * t / round_s
+        ramp: np.ndarray = 0.5 * t + 0.25 * t * t / round_s
+        return ramp
     if name == "cycle":  # whole periods, then the part of the last one: full, then 20 %
         half = CYCLE_PERIOD_S / 2
         periods, rest = np.divmod(t, CYCLE_PERIOD_S)
