@@ -29,6 +29,8 @@ from lastwatt.meters import MeterBatch
 from lastwatt.transport.base import OnReading, OnStatus
 
 QUOTA_DUST_WH = 1e-9  # as DeviceModel.advance: float dust must not leave a quota unmet
+# up to this noise a multiplier 1 + sd z < 0 needs z < -8 (p < 1e-15): the clip never acts
+GAUSSIAN_SUM_SD = 0.125
 
 
 def interval_weights_h(profile: str, round_s: float, interval_s: float) -> np.ndarray:
@@ -70,6 +72,9 @@ class AnalyticTransport:
         last_h = (round_s - (len(self.weights_h) - 1) * interval_s) / 3600.0
         # the last interval's mean share of full draw: the power its reading shows
         self.last_share = float(self.weights_h[-1] / last_h)
+        rest = self.weights_h[:-1]
+        self._total_h, self._rest_h = float(self.weights_h.sum()), float(rest.sum())
+        self._rest_sd_h = noise_sd * math.sqrt(float(rest @ rest))  # sd of the rest's noise
         self.state = AnalyticState(np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n), rng)
         self.rejected: dict[str, int] = {}
         self._report: OnReading = lambda r: None
@@ -102,23 +107,28 @@ class AnalyticTransport:
 
     def _meter(self, _event: simpy.Event) -> None:
         st = self.state
-        on = np.flatnonzero(st.on)
-        full_w = self.max_power_w[on] * self.load[self._round, self.business[on]]
-        if self.noise_sd > 0:
-            z = st.rng.standard_normal((len(on), len(self.weights_h)))
-            mult = np.maximum(0.0, 1.0 + self.noise_sd * z)
-            drawn = full_w * (mult @ self.weights_h)
-            last_w = full_w * mult[:, -1] * self.last_share
-        else:
-            drawn = full_w * self.weights_h.sum()
-            last_w = full_w * self.last_share
-        quota = st.quota_wh[on]
-        hit = drawn >= quota - QUOTA_DUST_WH
-        round_wh = np.zeros(len(self.ids))
-        round_wh[on] = np.where(hit, quota, drawn)
-        power_w = np.zeros(len(self.ids))
-        power_w[on] = np.where(hit, 0.0, last_w)
-        st.on[on[hit]] = False
+        full_w = self.max_power_w * self.load[self._round][self.business] * st.on
+        drawn, last_w = self._draw(full_w)
+        hit = st.on & (drawn >= st.quota_wh - QUOTA_DUST_WH)
+        round_wh = np.where(hit, st.quota_wh, drawn)
+        st.on &= ~hit
         st.energy_wh += round_wh
+        power_w = np.where(st.on, last_w, 0.0)
         self._report(MeterBatch(self._end_ts, round_wh, st.energy_wh.copy(), power_w,
                                 st.on.copy()))
+
+    def _draw(self, full_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Energy (Wh) each device would draw over the whole round at ``full_w``, with every
+        interval's noise, and the mean power of its last interval."""
+        w, sd = self.weights_h, self.noise_sd
+        if sd == 0:
+            return full_w * self._total_h, full_w * self.last_share
+        if sd <= GAUSSIAN_SUM_SD:
+            # no multiplier can fall below 0: the intervals' noise sums to one Gaussian draw
+            # (exact in distribution), the last interval's drawn apart for its power reading
+            z = self.state.rng.standard_normal((2, len(full_w)))
+            rest = self._rest_h + self._rest_sd_h * z[0]
+            last = 1.0 + sd * z[1]
+            return full_w * (rest + w[-1] * last), full_w * last * self.last_share
+        mult = np.maximum(0.0, 1.0 + sd * self.state.rng.standard_normal((len(full_w), len(w))))
+        return full_w * (mult @ w), full_w * mult[:, -1] * self.last_share
