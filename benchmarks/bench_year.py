@@ -1,17 +1,61 @@
-"""Wall time of the default scenario: one simulated year of hourly rounds, mock devices.
+"""Wall time of the default scenario: one simulated year of hourly rounds, in process and as a
+command, with the analytic headless devices (the default) and with per-minute mock devices
+(``--meter-readings``).
 
-Target (issue 3): <= 5 s. Prints the median of several runs and the split between the model
-and the engine with its devices.  Usage: python benchmarks/bench_year.py [--repeat 3]
+Targets: <= 5 s in process (issue 3); one default year as a command (`lastwatt run --quiet`)
+<= 1.5 s (issue 11). Prints medians of several runs and the machine's load (`uptime`), which
+on a shared machine moves every figure.
+Usage: python benchmarks/bench_year.py [--repeat 3] [--source markov]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from lastwatt.config import Config
 from lastwatt.simulation import run_simulation
+
+MODES = {"analytic": False, "--meter-readings": True}
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f} / {five:.2f} (1 / 5 min, {os.cpu_count()} cores)"
+
+
+def _fmt(walls: list[float]) -> str:
+    return (f"median {statistics.median(walls):.2f} s "
+            f"(runs: {', '.join(f'{w:.2f}' for w in walls)})")
+
+
+def in_process(cfg: Config, repeat: int) -> tuple[list[float], dict]:
+    walls = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = run_simulation(cfg)
+        walls.append(time.perf_counter() - t0)
+    return walls, out.summary
+
+
+def as_command(args: list[str], repeat: int) -> list[float]:
+    """`lastwatt run --quiet` in a fresh interpreter, the way a user types it."""
+    exe = Path(sys.executable).with_name("lastwatt")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lastwatt.cli"]
+    walls = []
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run([*cmd, "run", "--quiet", "--overwrite", "--out", out, *args],
+                           check=True, stdout=subprocess.DEVNULL)
+            walls.append(time.perf_counter() - t0)
+    return walls
 
 
 def main() -> None:
@@ -24,19 +68,18 @@ def main() -> None:
         overrides["weather.station"] = "greensboro"
     cfg = Config().with_overrides(**overrides)
     run_simulation(cfg.with_overrides(rounds=24))  # warm imports and caches
-    walls = []
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
-        out = run_simulation(cfg)
-        walls.append(time.perf_counter() - t0)
-    s = out.summary
     print(f"default year ({cfg.rounds} rounds x {cfg.businesses.count} businesses, "
-          f"{cfg.population.households} stakers, weather {args.source}, mock devices metering "
-          f"every {cfg.time.metering_interval_s:g} s)")
-    print(f"  wall time median {statistics.median(walls):.2f} s "
-          f"(runs: {', '.join(f'{w:.2f}' for w in walls)}); target <= 5 s")
-    print(f"  meter readings booked {s['meter']['booked']:,}, "
-          f"efficiency vs oracle {s['efficiency']['lastwatt']:.3f}")
+          f"{cfg.population.households} stakers, weather {args.source}); before: {_load()}")
+    for mode, per_minute in MODES.items():
+        walls, s = in_process(cfg.with_overrides(**{"output.meter_readings": per_minute}),
+                              args.repeat)
+        print(f"  in process, {mode:16s} {_fmt(walls)}; meter readings booked "
+              f"{s['meter']['booked']:,}, efficiency vs oracle {s['efficiency']['lastwatt']:.3f}")
+    if args.source == "markov":  # the command runs the default config
+        for mode, per_minute in MODES.items():
+            walls = as_command(["--meter-readings"] if per_minute else [], args.repeat)
+            print(f"  as a command, {mode:16s} {_fmt(walls)}")
+    print(f"  targets: in process <= 5 s, as a command (analytic) <= 1.5 s; after: {_load()}")
 
 
 if __name__ == "__main__":
