@@ -121,7 +121,7 @@ class AnalyticTransport:
         """Energy (Wh) each device would draw over the whole round at ``full_w``, with every
         interval's noise, and the mean power of its last interval."""
         w, sd = self.weights_h, self.noise_sd
-        if sd == 0:
+        if sd == 0 or not full_w.any():  # no noise, or nothing on (a night): no draws
             return full_w * self._total_h, full_w * self.last_share
         if sd <= GAUSSIAN_SUM_SD:
             # no multiplier can fall below 0: the intervals' noise sums to one Gaussian draw
