@@ -133,7 +133,8 @@ def test_a_signal_inside_a_device_process_ends_the_run_without_booking_a_short_r
     from lastwatt.signals import terminate_as_interrupt
     from lastwatt.simulation import run_simulation
 
-    cfg = Config().with_overrides(rounds=120)
+    # per-minute mock devices: the analytic headless ones run no device process
+    cfg = Config().with_overrides(rounds=120, **{"output.meter_readings": True})
     start, round_s = cfg.time.start.timestamp(), cfg.time.round_s
     advance, calls = DeviceModel.advance, [0, 0]  # made, after which to signal
 
