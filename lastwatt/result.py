@@ -32,6 +32,8 @@ ROUND_FIELDS: tuple[str, ...] = (
     "ucb_result",
     "quality_oracle_result",  # knows q_i, feeds at most I: the realistic ceiling
     "adversary_capture",  # share of selected slots held by colluders' businesses (NaN: none)
+    "sybil_capture",  # share of selected slots held by the Sybil's business (NaN: none)
+    "entrant_capture",  # share held by businesses that entered after round 0 (NaN: none open)
     "efficiency",  # total_result / oracle_result (NaN when the oracle is 0)
     "participation",  # share of stakers not abstaining
     "token_supply",

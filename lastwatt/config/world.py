@@ -18,8 +18,16 @@ class JumpConfig(Section):
     quality: float = Field(ge=-10, le=10, description="its new true quality q_i")
 
 
+class PresenceConfig(Section):
+    """When one business is open: from round ``enters`` up to, not including, ``exits``."""
+    business: int = Field(ge=0, description="business index")
+    enters: int = Field(0, ge=0, description="first round it is open (0: from the start)")
+    exits: int | None = Field(None, ge=1, description="first round it is closed (None: never)")
+
+
 class WorldConfig(Section):
-    """A world that moves: quality drift and jumps, sigma_i, shared rating errors, endowments."""
+    """A world that moves: quality drift and jumps, sigma_i, shared rating errors, endowments,
+    business entry and exit."""
     quality_drift_sd: float = Field(
         0.0, ge=0, description="sd of the per-round random walk of every q_i (clipped to ±10)"
     )
@@ -34,6 +42,10 @@ class WorldConfig(Section):
         "equal", description="household tokens: all equal, U(0, 2 mean), or Pareto (whales)"
     )
     pareto_shape: float = Field(1.5, gt=1, description="Pareto tail index (smaller: fatter)")
+    presence: list[PresenceConfig] = Field(
+        default_factory=list,
+        description="business entry and exit (unlisted businesses are open the whole run)",
+    )
 
 
 class CollusionConfig(Section):
@@ -42,9 +54,19 @@ class CollusionConfig(Section):
     business: int = Field(0, ge=0, description="the business they always bond to")
 
 
+class SybilConfig(Section):
+    """One actor's tokens spread equally over many extra accounts that all bond one business."""
+    supply_share: float = Field(
+        0.0, ge=0, lt=1, description="share of the round-0 token supply the actor holds (0: none)"
+    )
+    accounts: int = Field(1, ge=1, description="accounts its tokens are split over")
+    business: int = Field(0, ge=0, description="the business every account bonds to")
+
+
 class AdversariesConfig(Section):
-    """Adversaries, each block reported separately (adversary capture)."""
+    """Adversaries, each block reported separately (adversary and Sybil capture)."""
     collusion: CollusionConfig = CollusionConfig()
+    sybil: SybilConfig = SybilConfig()
 
 
 def check_world(world: WorldConfig, adversaries: AdversariesConfig, n_businesses: int,
@@ -63,3 +85,28 @@ def check_world(world: WorldConfig, adversaries: AdversariesConfig, n_businesses
     if adversaries.collusion.share > 0 and adversaries.collusion.business >= n_businesses:
         raise ValueError(f"adversaries.collusion.business={adversaries.collusion.business}: "
                          f"unknown business (0..{n_businesses - 1})")
+    sybil = adversaries.sybil
+    if sybil.supply_share > 0 and sybil.business >= n_businesses:
+        raise ValueError(f"adversaries.sybil.business={sybil.business}: unknown business "
+                         f"(0..{n_businesses - 1})")
+    _check_presence(world.presence, n_businesses, rounds)
+
+
+def _check_presence(presence: list[PresenceConfig], n_businesses: int, rounds: int) -> None:
+    seen: set[int] = set()
+    for i, p in enumerate(presence):
+        where = f"world.presence[{i}]"
+        if p.business >= n_businesses:
+            raise ValueError(f"{where}.business={p.business}: unknown business "
+                             f"(0..{n_businesses - 1})")
+        if p.business in seen:
+            raise ValueError(f"{where}.business={p.business} is listed twice: one entry each")
+        seen.add(p.business)
+        if p.enters >= rounds:
+            raise ValueError(f"{where}.enters={p.enters} is beyond the run ({rounds} rounds)")
+        if p.exits is not None and p.exits <= p.enters:
+            raise ValueError(f"{where}.exits={p.exits} is not after enters={p.enters}: "
+                             "a business exits after it enters")
+        if p.exits is not None and p.exits > rounds:
+            raise ValueError(f"{where}.exits={p.exits} is beyond the run ({rounds} rounds); "
+                             "leave it out to stay open")

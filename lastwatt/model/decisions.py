@@ -5,6 +5,7 @@ Policies that read beliefs work through a block in cache-sized chunks
 (:data:`lastwatt.model.fastpath.CHUNK_STAKERS`); the wishes go into a buffer the bonds keep
 (``Bonds.spare``).
 ``herding`` and ``loyal`` need the market's memory: the last active set and the bonds.
+The ``sybil`` block (adversaries) has no policy: the market writes its wishes.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ class Decisions:
         strategic = any(lr.params.abstain_when_negative for _, lr in self._learners.values())
         # (S,) who abstains because every bond looks like a loss; None: no such policy
         self.strategic: np.ndarray | None = np.zeros(n_stakers, bool) if strategic else None
+        self.absent: np.ndarray | None = None  # (N,) closed businesses (entry/exit); None: none
+
+    def release(self) -> None:
+        """Some stakers lost their bonds (their business closed): loyal ones choose again."""
+        self._loyal_pending = True
 
     def follow(self, selected_idx: np.ndarray) -> None:
         """Remember the active set for the herders (only once it has k businesses)."""
@@ -72,6 +78,8 @@ class Decisions:
         """Every staker's wish for this round, written into ``bonds.spare``."""
         pop, k, consider, wish = self._pop, self._k, self._consider, bonds.spare
         for name, block in self._blocks:
+            if name == "sybil":
+                continue
             if name == "loyal":
                 wish[:, block] = bonds.choice[:, block]
                 if self._loyal_pending:  # first decision: greedy on own beliefs, then never again
@@ -85,11 +93,7 @@ class Decisions:
                 wish[:, block] = self.herd_target[:, None]
                 continue
             if name in self._learners:
-                learner = self._learners[name][1]
-                rows, abstain = learner.choose(consider.values(block), pop.temperature, rng)
-                wish[:, block] = consider.to_business(block, rows[None, :])
-                if abstain is not None:
-                    self.strategic[block] = abstain
+                self._learner_choice(name, block, rng, wish)
                 continue
             if name == "softmax" and k == 1:
                 self._softmax_one(block, rng, wish)
@@ -105,6 +109,17 @@ class Decisions:
                     rows = agents.greedy(consider.values(part), k)
                 wish[:, part] = consider.to_business(part, rows)
         return wish
+
+    def _learner_choice(self, name: str, block: slice, rng: np.random.Generator,
+                        wish: np.ndarray) -> None:
+        """A payoff-driven block's wishes (and strategic abstentions); closed businesses are
+        never chosen."""
+        consider, learner = self._consider, self._learners[name][1]
+        closed = None if self.absent is None else self.absent[consider.business[:, block]]
+        rows, abstain = learner.choose(consider.values(block), self._pop.temperature, rng, closed)
+        wish[:, block] = consider.to_business(block, rows[None, :])
+        if abstain is not None and self.strategic is not None:
+            self.strategic[block] = abstain
 
     def learn(self, payoff_per_token: np.ndarray, bonded: np.ndarray) -> None:
         """After a settled round: the learners see each candidate's per-token payoff (N,)."""

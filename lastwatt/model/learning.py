@@ -32,6 +32,7 @@ import numpy as np
 from lastwatt.model import agents
 
 TIE_BREAK = 1e-12  # weight of the rating in q_learning's argmax: decides exact ties only
+CLOSED_VALUE = -1.0e9  # A or Q of a closed business (entry/exit): never chosen while one is open
 
 
 def ewa_update(
@@ -105,16 +106,18 @@ class Learner:
         self.experience = np.zeros(n_stakers)  # N of ewa (unused by q_learning)
         self.last_row = np.full(n_stakers, -1, dtype=np.int64)  # candidate wished last
 
-    def choose(self, belief: np.ndarray, temperature: float, rng: np.random.Generator
-               ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Candidate rows (S_block,) and, with strategic abstention, who abstains."""
+    def choose(self, belief: np.ndarray, temperature: float, rng: np.random.Generator,
+               closed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Candidate rows (S_block,) and, with strategic abstention, who abstains.
+        ``closed`` (c, S_block): candidates that are closed businesses (never chosen)."""
         p = self.params
+        value = self.value if closed is None else np.where(closed, CLOSED_VALUE, self.value)
         if self.kind == "ewa":
-            rows = ewa_choice(belief, self.value, temperature, p.sensitivity, rng)
+            rows = ewa_choice(belief, value, temperature, p.sensitivity, rng)
         else:
-            rows = q_choice(self.value, belief, p.epsilon, rng)
+            rows = q_choice(value, belief, p.epsilon, rng)
         self.last_row = rows
-        abstain = all_negative(self.value) if p.abstain_when_negative else None
+        abstain = all_negative(value) if p.abstain_when_negative else None
         return rows, abstain
 
     def learn(self, payoff: np.ndarray, bonded: np.ndarray) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError
 from lastwatt.model import agents, fastpath
+from lastwatt.model.adversaries import Adversaries
 from lastwatt.model.allocation import allocate_to_selected
 from lastwatt.model.bandit import UcbAllocator
 from lastwatt.model.baselines import equal_allocation, last_output_allocation, random_allocation
@@ -31,6 +32,7 @@ from lastwatt.model.ledger import Ledger
 from lastwatt.model.metrics import BlockSums, turnover
 from lastwatt.model.oracle import oracle_allocation
 from lastwatt.model.performance import community_result, draw_performance
+from lastwatt.model.presence import Presence
 from lastwatt.model.selection import select_active_set
 from lastwatt.model.settlement import BusinessSettlement, Inflation, settle_businesses
 from lastwatt.model.stakes import Bonds, bonded_stake_per_business
@@ -40,6 +42,7 @@ from lastwatt.model.world import (
     drift_quality,
     endowment_tokens,
     shared_rating_error,
+    sybil_tokens,
 )
 from lastwatt.rng import Streams
 from lastwatt.site import Site
@@ -68,12 +71,17 @@ class Market:
         pop = self._pop = cfg.population
         self._biz, self._mech, self._streams = cfg.businesses, cfg.mechanism, streams
         site = site_of(cfg, streams.businesses) if site is None else site
-        self.n_businesses, self.n_stakers = site.n_businesses, pop.households
+        sybil = cfg.adversaries.sybil
+        n_sybil = sybil.accounts if sybil.supply_share > 0 else 0
+        # the Sybil's accounts are stakers after the households, in a block of their own
+        self.n_businesses, self.n_stakers = site.n_businesses, pop.households + n_sybil
         self.quality, self.max_power_w = site.quality, site.max_power_w
         self.business_names = site.business_names
         self._k = _slots_per_staker(cfg)
         self._threads = fastpath.threaded(pop.households)  # same results either way
         self._blocks = agents.assign_policies(dict(pop.policies), pop.households)
+        if n_sybil:
+            self._blocks.append(("sybil", slice(pop.households, self.n_stakers)))
         self.policy_names = [name for name, _ in self._blocks]
         self._block_sums = BlockSums([b for _, b in self._blocks])
         world = self._world = cfg.world
@@ -95,33 +103,37 @@ class Market:
 
     def _init_stakers(self, cfg: Config, streams: Streams) -> None:
         """Beliefs, consideration sets, policies, bonds, colluders and token accounts."""
-        pop, world, n = cfg.population, cfg.world, cfg.population.households
+        pop, world, n = cfg.population, cfg.world, self.n_stakers
         # a rating error every staker shares (correlated errors), then the endowments
         rating = shared_rating_error(self.quality, world.rating_shared_sd, streams.world)
         self._beliefs = PublicBeliefs(rating, pop.learning_rate)
+        # entry and exit: the prior of an entrant keeps the shared error of its rating
+        self._presence = Presence(self.n_businesses, world.presence, rating - self.quality)
+        self._beliefs.leave(np.flatnonzero(~self._presence.open))  # before the first values
         cached = [b for name, b in self._blocks if name in CACHED_POLICIES]
         self._consideration = agents.Consideration(
             n, self.n_businesses, pop.consideration_set, pop.rating_noise_sd, streams.market,
             self._beliefs, cached=cached, threads=self._threads,
         )
         self._decisions = Decisions(pop, self._blocks, self._consideration, self._k, self._threads)
+        self._decisions.absent = self._presence.closed()
         self._bonds = Bonds.empty(n, self._k)
-        wealth = endowment_tokens(world.endowment, n, pop.tokens_per_household,
+        wealth = endowment_tokens(world.endowment, pop.households, pop.tokens_per_household,
                                   world.pareto_shape, streams.world)
+        sybil = cfg.adversaries.sybil
+        if n > pop.households:
+            wealth = np.concatenate([wealth, sybil_tokens(wealth, sybil.supply_share,
+                                                          n - pop.households)])
         self._ledger = Ledger(wealth, self._block_sums, self._threads)
-        collusion = cfg.adversaries.collusion
-        n_colluders = round(collusion.share * n)
-        # the last stakers collude: they bond one business whatever their policy says
-        self._colluders = slice(n - n_colluders, n)
-        self._collusion_target = np.array([collusion.business] if n_colluders else [], int)
+        self._adversaries = Adversaries.of(cfg, n)
         self._stakers_per_policy = np.array([b.stop - b.start for _, b in self._blocks], float)
         self._init_abstention(cfg)
 
     def _init_abstention(self, cfg: Config) -> None:
         pop = cfg.population
-        self._abstain = self._no_abstain = np.zeros(pop.households, dtype=bool)  # never written
-        self._abstain_buffer = np.zeros(pop.households, dtype=bool)
-        by_policy: dict[str, float] = dict(pop.abstain_by_policy)
+        self._abstain = self._no_abstain = np.zeros(self.n_stakers, dtype=bool)  # never written
+        self._abstain_buffer = np.zeros(self.n_stakers, dtype=bool)
+        by_policy: dict[str, float] = {**pop.abstain_by_policy, "sybil": 0.0}
         shares = [by_policy.get(name, pop.abstain_probability) for name in self.policy_names]
         # one threshold per policy -> (S,) per staker; a scalar when all policies agree
         self._abstain_threshold: np.ndarray | np.float32 = (
@@ -143,17 +155,18 @@ class Market:
     ) -> Plan:
         """Steps 3-5 for a round of ``round_s`` seconds with ``business_pool_wh`` to route.
 
-        ``available`` (N,) bool: businesses whose devices are online (default all).
+        ``available`` (N,) bool: businesses whose devices are online (default all); a
+        business that has not entered yet or has exited (``world.presence``) is unavailable too.
         ``draw_factor`` (N,) in [0, 1]: the share of its maximum power each business can draw
         this round (its load profile); it scales the caps, for the allocation, the oracle and
         the baselines alike. None: every business can draw its max.
         """
         pool_wh = check_pool(business_pool_wh)
-        avail = check_available(available, self.n_businesses)
+        avail = self._open(round_index, check_available(available, self.n_businesses))
         idle = pool_wh == 0 and self._bonded is not None  # nothing at stake: the bonds stand
         if not idle:
             self._decide_and_bond(self._streams.market)  # step 3
-        some_offline = available is not None and not avail.all()
+        some_offline = not avail.all()
         stake, selected_idx = self._stake_and_select(avail, some_offline, idle)  # step 4
         cap_wh = self._caps(round_s)
         if draw_factor is not None:
@@ -171,6 +184,14 @@ class Market:
         )
         return self._plan
 
+    def _open(self, round_index: int, avail: np.ndarray) -> np.ndarray:
+        """``avail`` without the businesses closed this round (entry and exit)."""
+        if not self._presence.tracked:
+            return avail
+        return avail & self._presence.update(
+            round_index, self.quality, self._beliefs, self._consideration, self._decisions
+        )
+
     def _decide_and_bond(self, rng: np.random.Generator) -> None:
         """Step 3: who abstains, what everyone else wishes, who ends up bonded."""
         bonds, n_stakers = self._bonds, self.n_stakers
@@ -178,13 +199,15 @@ class Market:
         if np.max(threshold) > 0:
             uniform = rng.random(n_stakers, dtype=np.float32)
             abstain = np.less(uniform, threshold, out=self._abstain_buffer)
+        closed = self._decisions.absent
+        if closed is not None:
+            self._presence.release(bonds, self._decisions)
         wish = self._decisions.decide(bonds, rng)
         if self._decisions.strategic is not None:  # every bond looks like a loss: stay out
             abstain = abstain | self._decisions.strategic
-        if self._collusion_target.size:  # committed: always bonded to their business
-            wish[:, self._colluders] = self._collusion_target[0]
-            abstain = abstain.copy()
-            abstain[self._colluders] = False
+        abstain = self._adversaries.commit(wish, abstain)  # colluders, Sybil: always bonded
+        if closed is not None:  # a wish for a closed business (random draw, k > open): sit out
+            abstain = abstain | closed[wish].any(axis=0)
         if self._mech.unbonding_rounds > 0:
             unbonding = bonds.idle()
             abstain = abstain & ~unbonding  # an unbonding stake is idle, not abstaining
@@ -323,6 +346,7 @@ class Market:
         holdings = self._ledger.holdings()
         total = float(result.sum())
         oracle = figures["oracle_result"]
+        entrants = self._presence.open_entrants()  # share of slots they hold once they are open
         scalars = {
             "total_result": total,
             **figures,
@@ -332,8 +356,8 @@ class Market:
             "bonded_tokens": float(plan.stake_tokens.sum()),
             "stake_gini": holdings.gini,
             "turnover": turnover(plan.selected_idx, self._previous_selected),
-            "adversary_capture": capture(plan.selected_idx, self._collusion_target)
-            if self._collusion_target.size else math.nan,
+            **self._adversaries.capture(plan.selected_idx),
+            "entrant_capture": capture(plan.selected_idx, entrants) if entrants.size else math.nan,
         }
         self._previous_selected = plan.selected_idx
         policy = {

@@ -5,7 +5,9 @@
 - ``drift_quality``: a random walk of every q_i, clipped to [-10, 10];
 - ``apply_jumps``: scheduled q_i changes at the start of a round;
 - ``shared_rating_error``: one error per business that every staker's rating shares
-  (correlated errors that 320 stakers cannot average away), the rating clipped to [-10, 10].
+  (correlated errors that 320 stakers cannot average away), the rating clipped to [-10, 10];
+- ``open_rounds`` / ``present_at``: business entry and exit, the (N,) mask of open businesses;
+- ``sybil_tokens``: one actor's tokens, a share of the supply, split over its accounts.
 """
 
 from __future__ import annotations
@@ -55,3 +57,30 @@ def capture(selected_idx: list[int], targets: np.ndarray) -> float:
     if not selected_idx:
         return float("nan")
     return float(np.isin(selected_idx, targets).mean())
+
+
+NEVER = np.iinfo(np.int64).max  # the exit round of a business that never exits
+
+
+def open_rounds(n_businesses: int, presence: list[tuple[int, int, int | None]]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(enters, exits) per business (N,) from ``(business, enters, exits)`` triples; unlisted
+    businesses are open from round 0 and never exit."""
+    enters = np.zeros(n_businesses, dtype=np.int64)
+    exits = np.full(n_businesses, NEVER, dtype=np.int64)
+    for business, enter, leave in presence:
+        enters[business] = enter
+        exits[business] = NEVER if leave is None else leave
+    return enters, exits
+
+
+def present_at(round_index: int, enters: np.ndarray, exits: np.ndarray) -> np.ndarray:
+    """(N,) bool: the businesses open in ``round_index`` (entered, not yet exited)."""
+    return (enters <= round_index) & (round_index < exits)
+
+
+def sybil_tokens(household_tokens: np.ndarray, supply_share: float, accounts: int) -> np.ndarray:
+    """(accounts,) equal holdings whose sum is ``supply_share`` of the supply they join:
+    T = share / (1 - share) * household supply, so that T / (households + T) = share."""
+    total = supply_share / (1.0 - supply_share) * float(household_tokens.sum())
+    return np.full(accounts, total / accounts)
