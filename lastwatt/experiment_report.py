@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 # label -> runs.csv column (efficiency against the per-round oracle)
 BASELINES = {a.label: f"eff_{a.key}" for a in COMPARED if a.key != "lastwatt"}
+# runs.csv column -> table header: daytime mean share of selected slots, shown when measured
+CAPTURES = {"adversary_capture": "adversary capture", "sybil_capture": "Sybil capture",
+            "entrant_capture": "entrant capture"}
 KNOWS = {
     "oracle": "this round's p_i, no I limit",
     "I-limited q-oracle": "true q_i, at most I businesses (the realistic ceiling)",
@@ -57,9 +60,8 @@ def scenario_table(df: pd.DataFrame, mechanisms: list[str]) -> str:
     head = ["mechanism", "eff. (R / oracle)", "R / q-oracle",
             *(f"minus {b} (pp)" for b in BASELINES), f"minus {first} (pp)", "stake Gini",
             "participation"]
-    has_capture = "adversary_capture" in df and df["adversary_capture"].notna().any()
-    if has_capture:
-        head.append("adversary capture")
+    captures = [c for c in CAPTURES if c in df and df[c].notna().any()]
+    head += [CAPTURES[c] for c in captures]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for mech in mechanisms:
         m = df[df["mechanism"] == mech].sort_values("seed")
@@ -70,8 +72,7 @@ def scenario_table(df: pd.DataFrame, mechanisms: list[str]) -> str:
                                                   - base).to_numpy()))
         cells += [ci(m["stake_gini_final"].to_numpy(), pct=False),
                   ci(m["participation_mean"].to_numpy())]
-        if has_capture:
-            cells.append(ci(m["adversary_capture"].to_numpy()))
+        cells += [ci(m[c].to_numpy()) for c in captures]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

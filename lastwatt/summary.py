@@ -60,6 +60,8 @@ def summarise(rounds: pd.DataFrame, stakers: pd.DataFrame) -> dict[str, Any]:
                 else None) for k, v in results.items()
         },
         "adversary_capture": _mean_or_none(daytime, "adversary_capture"),
+        "sybil_capture": _mean_or_none(daytime, "sybil_capture"),
+        "entrant_capture": _mean_or_none(daytime, "entrant_capture"),
         "participation_mean": round(float(rounds["participation"].mean()), 4),
         "turnover_last_quarter": round(float(tail["turnover"].mean()), 4) if len(tail) else None,
         "token_supply_final": round(float(rounds["token_supply"].iloc[-1]), 4),

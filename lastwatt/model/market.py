@@ -133,7 +133,8 @@ class Market:
         pop = cfg.population
         self._abstain = self._no_abstain = np.zeros(self.n_stakers, dtype=bool)  # never written
         self._abstain_buffer = np.zeros(self.n_stakers, dtype=bool)
-        by_policy: dict[str, float] = {**pop.abstain_by_policy, "sybil": 0.0}
+        by_policy: dict[str, float] = dict(pop.abstain_by_policy)
+        by_policy["sybil"] = 0.0  # the Sybil's accounts never abstain
         shares = [by_policy.get(name, pop.abstain_probability) for name in self.policy_names]
         # one threshold per policy -> (S,) per staker; a scalar when all policies agree
         self._abstain_threshold: np.ndarray | np.float32 = (
