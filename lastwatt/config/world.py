@@ -44,7 +44,8 @@ class WorldConfig(Section):
     pareto_shape: float = Field(1.5, gt=1, description="Pareto tail index (smaller: fatter)")
     presence: list[PresenceConfig] = Field(
         default_factory=list,
-        description="business entry and exit (unlisted businesses are open the whole run)",
+        description="business entry and exit: {business, enters = 0, exits} each, open in "
+        "rounds enters <= t < exits (no exits: never closes; unlisted: open the whole run)",
     )
 
 
