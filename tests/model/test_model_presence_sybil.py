@@ -146,6 +146,23 @@ def test_a_large_sybil_takes_a_slot_and_capture_is_reported():
     assert 4 in plan.selected_idx and out.scalars["sybil_capture"] == 0.5
 
 
+def test_splitting_multiplies_a_sybils_voice_under_quadratic_weighting_only():
+    # 11.1 tokens on the bad b04: as one account sqrt(11.1) = 3.3 votes, as 100 accounts
+    # 100 sqrt(0.111) = 33.3, more than any business but b00 gets from its households
+    selected = {}
+    for weighting in ("linear", "quadratic"):
+        for accounts in (1, 100):
+            cfg = small(**{"adversaries.sybil.supply_share": 0.1,
+                           "adversaries.sybil.accounts": accounts,
+                           "adversaries.sybil.business": 4,
+                           "mechanism.stake_weighting": weighting})
+            (plan, _), = run_rounds(Market(cfg, streams(4)), [5000.0])
+            assert plan.stake_tokens[4] == pytest.approx(100 * 0.1 / 0.9)
+            selected[weighting, accounts] = 4 in plan.selected_idx
+    assert selected == {("linear", 1): False, ("linear", 100): False,
+                        ("quadratic", 1): False, ("quadratic", 100): True}
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), share=st.floats(0, 0.9), accounts=st.integers(1, 30),
        enters=st.integers(0, 8), stay=st.integers(1, 8), target=st.integers(0, 5),
