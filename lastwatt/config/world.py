@@ -47,6 +47,10 @@ class WorldConfig(Section):
         description="business entry and exit: {business, enters = 0, exits} each, open in "
         "rounds enters <= t < exits (no exits: never closes; unlisted: open the whole run)",
     )
+    entry_prior: Literal["rating", "uninformed"] = Field(
+        "rating", description="an entrant's prior: its rating q_i + e_i as at round 0, or "
+        "uninformed: the middle of [quality_low, quality_high] (plus personal noise either way)"
+    )
 
 
 class CollusionConfig(Section):

@@ -108,7 +108,10 @@ class Market:
         rating = shared_rating_error(self.quality, world.rating_shared_sd, streams.world)
         self._beliefs = PublicBeliefs(rating, pop.learning_rate)
         # entry and exit: the prior of an entrant keeps the shared error of its rating
-        self._presence = Presence(self.n_businesses, world.presence, rating - self.quality)
+        biz = cfg.businesses
+        uninformed = (biz.quality_low + biz.quality_high) / 2
+        self._presence = Presence(self.n_businesses, world.presence, rating - self.quality,
+                                  uninformed if world.entry_prior == "uninformed" else None)
         self._beliefs.leave(np.flatnonzero(~self._presence.open))  # before the first values
         cached = [b for name, b in self._blocks if name in CACHED_POLICIES]
         self._consideration = agents.Consideration(

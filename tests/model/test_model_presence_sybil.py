@@ -100,6 +100,16 @@ def test_an_entrant_starts_from_a_neutral_prior_of_its_current_quality():
     np.testing.assert_allclose(consider.values(everyone)[0], -5.0 + consider.noise[0], rtol=1e-6)
 
 
+def test_an_uninformed_entrant_starts_from_the_middle_of_the_quality_range():
+    cfg = small(**{"world.presence": [{"business": 0, "enters": 2}],
+                   "world.entry_prior": "uninformed", "world.rating_shared_sd": 3.0,
+                   "businesses.quality_low": -4.0, "businesses.quality_high": 10.0})
+    market = Market(cfg, streams(2))
+    run_rounds(market, [100.0] * 2)
+    market.plan(2, 100.0, 3600.0)
+    assert market._beliefs.quality[0] == 3.0  # (-4 + 10) / 2, whatever q_0 = 9 and e_0 are
+
+
 def test_stakers_of_a_business_that_exits_move_loyal_ones_too():
     cfg = small(**{"world.presence": [{"business": 0, "exits": 3}],
                    "population.policies": {"loyal": 0.5, "softmax": 0.5},
