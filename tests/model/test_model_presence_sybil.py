@@ -2,6 +2,7 @@
 baseline do with a closed business, the Sybil's accounting, and bad config (exit 2, one line)."""
 
 import json
+import pickle
 import subprocess
 import sys
 
@@ -224,6 +225,23 @@ def test_same_seed_gives_identical_outputs_with_entry_exit_and_a_sybil(tmp_path)
     ja, jb = (json.loads((d / "run.json").read_text())["summary"] for d in (a, b))
     ja.pop("wall_time_s"), jb.pop("wall_time_s")
     assert ja == jb and ja["sybil_capture"] is not None and ja["entrant_capture"] is not None
+
+
+def test_a_pickled_market_resumes_entry_exit_and_the_sybil_where_it_stopped():
+    cfg = small(**{"world.presence": [{"business": 0, "enters": 4}, {"business": 2, "exits": 5}],
+                   "adversaries.sybil.supply_share": 0.2, "adversaries.sybil.accounts": 7})
+    market = Market(cfg, streams(6))
+    run_rounds(market, [9000.0] * 3)
+    copy = pickle.loads(pickle.dumps(market))  # what a checkpoint holds
+
+    def rounds_3_to_7(m: Market) -> str:
+        out = []
+        for t in range(3, 8):
+            plan = m.plan(t, 9000.0, 3600.0)
+            out.append(m.settle(plan, plan.planned_wh).scalars)
+        return json.dumps(out)
+
+    assert rounds_3_to_7(market) == rounds_3_to_7(copy)
 
 
 BAD = [
