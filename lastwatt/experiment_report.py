@@ -36,6 +36,9 @@ KNOWS = {
     "UCB": "sigma and its own observations (no community)",
 }
 
+# share of the selected slots taken by the adversaries' businesses, per adversary
+CAPTURES = {"adversary_capture": "colluder capture", "bribe_capture": "briber capture"}
+
 
 def ci(values: np.ndarray, pct: bool = True) -> str:
     mean, lo, hi = efficiency_interval(np.asarray(values, dtype=float))

@@ -42,7 +42,12 @@ ROUND_FIELDS: tuple[str, ...] = (
     "turnover",  # 1 - Jaccard(selected set, previous selected set)
     "rewards_tokens",
     "slashed_tokens",
-    "minted_tokens",
+    "minted_tokens",  # Livepeer inflation
+    "bribes_tokens",  # paid by the bribing business to its stakers
+    "paid_in_tokens",  # businesses' payments for energy (revenue mode) + bribes
+    "treasury_tokens",  # payments not passed on to stakers (revenue mode)
+    "created_tokens",  # out of nothing: inflation, plus the rewards in minted mode
+    "bribe_capture",  # share of selected slots held by the bribing business (NaN: none)
     "lag_s",  # real time: how far the round started behind the wall clock
     # meter readings rejected in this round, by reason (lastwatt.meters)
     "rejected_future",

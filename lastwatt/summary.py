@@ -62,6 +62,8 @@ def summarise(rounds: pd.DataFrame, stakers: pd.DataFrame) -> dict[str, Any]:
         "adversary_capture": _mean_or_none(daytime, "adversary_capture"),
         "sybil_capture": _mean_or_none(daytime, "sybil_capture"),
         "entrant_capture": _mean_or_none(daytime, "entrant_capture"),
+        "bribe_capture": _mean_or_none(daytime, "bribe_capture"),
+        "token_flows": token_flow_totals(rounds),
         "participation_mean": round(float(rounds["participation"].mean()), 4),
         "turnover_last_quarter": round(float(tail["turnover"].mean()), 4) if len(tail) else None,
         "token_supply_final": round(float(rounds["token_supply"].iloc[-1]), 4),
@@ -71,6 +73,21 @@ def summarise(rounds: pd.DataFrame, stakers: pd.DataFrame) -> dict[str, Any]:
         wealth = stakers.groupby("policy")["stake_tokens"].mean()
         out["mean_stake_by_policy"] = {k: round(float(v), 4) for k, v in wealth.items()}
     return out
+
+
+FLOW_COLUMNS = ("created", "paid_in", "rewards", "minted", "bribes", "slashed", "treasury")
+
+
+def token_flow_totals(rounds: pd.DataFrame) -> dict[str, float]:
+    """The run's token flows (sums of the rounds' ``<flow>_tokens``) and the supply before the
+    first round: supply_final = supply_initial + rewards + minted + bribes - slashed."""
+    totals = {k: float(rounds[f"{k}_tokens"].sum()) for k in FLOW_COLUMNS
+              if f"{k}_tokens" in rounds}
+    first = rounds.iloc[0]
+    net = sum(float(first.get(f"{k}_tokens", 0.0)) for k in ("rewards", "minted", "bribes"))
+    totals["supply_initial"] = float(first["token_supply"]) - net + float(first["slashed_tokens"])
+    totals["supply_final"] = float(rounds["token_supply"].iloc[-1])
+    return {k: round(v, 6) for k, v in totals.items()}
 
 
 def _mean_or_none(rounds: pd.DataFrame, column: str) -> float | None:

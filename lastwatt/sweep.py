@@ -108,7 +108,8 @@ def summary_row(run_cfg: Config, point: dict[str, Any], out: RunOutput) -> dict[
     row.update({f"result_{k}": v for k, v in s["result"].items()})
     row.update({f"{k}_kwh": v for k, v in s["energy_kwh"].items()})
     for k in ("turnover_last_quarter", "participation_mean", "stake_gini_final",
-              "token_supply_final", "adversary_capture", "sybil_capture", "entrant_capture"):
+              "token_supply_final", "adversary_capture", "sybil_capture", "entrant_capture",
+              "bribe_capture"):
         row[k] = np.nan if s.get(k) is None else s[k]
     row["top_quality_share"] = top_quality_share(out.tables["businesses"], out.rounds,
                                                  run_cfg.businesses.active_set)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lastwatt.config.base import Section, read_toml, validate
 from lastwatt.config.influx import InfluxConfig
@@ -128,7 +128,10 @@ class MechanismConfig(Section):
     """Reward, slashing, inflation and unbonding: the staking rules."""
     reward_share: float = Field(0.2, ge=0, le=1, description="share of revenue paid to stakers")
     slash_fraction: float = Field(0.05, ge=0, le=1, description="stake lost on a wrong bet")
-    slash_unselected: bool = Field(True, description="slash stakers of unselected businesses")
+    slash_unselected: float = Field(
+        1.0, ge=0, le=1, description="share of slash_fraction that stakers of unselected "
+        "businesses lose: true = 1 (the spec), false = 0, or scaled in between",
+    )
     inflation_rate: float = Field(0.0, ge=0, le=1, description="per-round inflation; 0 = off")
     target_bonding_rate: float = Field(0.5, ge=0, le=1)
     inflation_change: float = Field(
@@ -138,9 +141,21 @@ class MechanismConfig(Section):
     slash_unavailable: bool = Field(
         False, description="also slash stakers of a business whose devices are offline"
     )
-    stake_weighting: Literal["linear", "quadratic"] = Field(
-        "linear", description="select the active set by sum of stake, or of sqrt(stake) per "
-        "staker (quadratic: whales weigh less); allocation stays pro rata to stake",
+    stake_weighting: Literal["linear", "quadratic", "conviction"] = Field(
+        "linear", description="select the active set by sum of stake, of sqrt(stake) per "
+        "staker (quadratic: whales weigh less), or of stake-time (conviction: a = 0.5 ** "
+        "(1 / half-life), lost on a move); allocation stays pro rata to stake",
+    )
+    conviction_half_life_rounds: float = Field(
+        24.0, gt=0, description="rounds with a pool after which accrued conviction halves"
+    )
+    reward_mode: Literal["minted", "revenue"] = Field(
+        "minted", description="rewards minted from R (revenue_per_result), or a share of what "
+        "businesses pay for their metered energy (price_per_kwh)",
+    )
+    price_per_kwh: float = Field(
+        0.016, ge=0, description="tokens a business pays per metered kWh (revenue mode; the "
+        "base of bribes in both modes)",
     )
     surplus: Literal["selected", "positive_expected", "reserve"] = Field(
         "selected",
@@ -150,6 +165,11 @@ class MechanismConfig(Section):
     oracle_respects_active_set: bool = Field(
         False, description="limit the oracle to I businesses (default: unlimited upper bound)"
     )
+
+    @field_validator("slash_unselected", mode="before")
+    @classmethod
+    def _slash_unselected_from_bool(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, bool) else value  # older configs: on/off
 
 
 class DeviceEntry(Section):

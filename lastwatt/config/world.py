@@ -68,10 +68,18 @@ class SybilConfig(Section):
     business: int = Field(0, ge=0, description="the business every account bonds to")
 
 
+class BriberyConfig(Section):
+    """A bribing business pays a share of what its energy costs to its stakers."""
+    share: float = Field(0.0, ge=0, le=1, description="share of its energy's price "
+                         "(metered kWh x mechanism.price_per_kwh) paid as bribes; 0 = off")
+    business: int = Field(0, ge=0, description="the bribing business")
+
+
 class AdversariesConfig(Section):
-    """Adversaries, each block reported separately (adversary and Sybil capture)."""
+    """Adversaries, each block reported separately (adversary, Sybil and bribe capture)."""
     collusion: CollusionConfig = CollusionConfig()
     sybil: SybilConfig = SybilConfig()
+    bribery: BriberyConfig = BriberyConfig()
 
 
 def check_world(world: WorldConfig, adversaries: AdversariesConfig, n_businesses: int,
@@ -93,6 +101,10 @@ def check_world(world: WorldConfig, adversaries: AdversariesConfig, n_businesses
     sybil = adversaries.sybil
     if sybil.supply_share > 0 and sybil.business >= n_businesses:
         raise ValueError(f"adversaries.sybil.business={sybil.business}: unknown business "
+                         f"(0..{n_businesses - 1})")
+    bribery = adversaries.bribery
+    if bribery.share > 0 and bribery.business >= n_businesses:
+        raise ValueError(f"adversaries.bribery.business={bribery.business}: unknown business "
                          f"(0..{n_businesses - 1})")
     _check_presence(world.presence, n_businesses, rounds)
 

@@ -27,6 +27,7 @@ from lastwatt.model.bandit import UcbAllocator
 from lastwatt.model.baselines import equal_allocation, last_output_allocation, random_allocation
 from lastwatt.model.beliefs import PublicBeliefs
 from lastwatt.model.contract import Outcome, Plan, check_available, check_metered, check_pool
+from lastwatt.model.conviction import Conviction
 from lastwatt.model.decisions import Decisions
 from lastwatt.model.ledger import Ledger
 from lastwatt.model.metrics import BlockSums, turnover
@@ -34,7 +35,15 @@ from lastwatt.model.oracle import oracle_allocation
 from lastwatt.model.performance import community_result, draw_performance
 from lastwatt.model.presence import Presence
 from lastwatt.model.selection import select_active_set
-from lastwatt.model.settlement import BusinessSettlement, Inflation, settle_businesses
+from lastwatt.model.settlement import (
+    TOKEN_FLOWS,
+    BusinessSettlement,
+    Inflation,
+    bribes,
+    energy_payments,
+    settle_businesses,
+    token_flows,
+)
 from lastwatt.model.stakes import Bonds, bonded_stake_per_business
 from lastwatt.model.world import (
     apply_jumps,
@@ -53,7 +62,6 @@ BASELINES = (
     "oracle_result", "quality_oracle_result", "equal_result", "random_result",
     "reweighted_selection_result", "self_proportional_result", "ucb_result",
 )
-TOKEN_FLOWS = ("rewards_tokens", "slashed_tokens", "minted_tokens")
 # what a round without a business pool reports: nothing allocated, paid, burned or minted
 IDLE_FIGURES = dict.fromkeys((*BASELINES, *TOKEN_FLOWS), 0.0)
 
@@ -129,6 +137,10 @@ class Market:
                                                           n - pop.households)])
         self._ledger = Ledger(wealth, self._block_sums, self._threads)
         self._adversaries = Adversaries.of(cfg, n)
+        self._bribery = cfg.adversaries.bribery
+        self._briber = np.array([self._bribery.business] if self._bribery.share > 0 else [], int)
+        self._conviction = (Conviction(n, self._k, self._mech.conviction_half_life_rounds)
+                            if self._mech.stake_weighting == "conviction" else None)
         self._stakers_per_policy = np.array([b.stop - b.start for _, b in self._blocks], float)
         self._init_abstention(cfg)
 
@@ -236,11 +248,7 @@ class Market:
             lambda: self._block_sums(staker_stake),
             self._threads,
         )
-        weight = stake
-        if self._mech.stake_weighting == "quadratic":  # one voice per sqrt(token)
-            weight = bonded_stake_per_business(
-                self._bonds.choice, np.sqrt(staker_stake), self.n_businesses
-            )
+        weight = self._selection_weight(stake, staker_stake, idle)
         selected_idx = select_active_set(
             weight, self._biz.active_set, self._streams.market, avail if some_offline else None
         )
@@ -250,6 +258,18 @@ class Market:
         else:
             self._idle_selection.clear()
         return stake, selected_idx
+
+    def _selection_weight(self, stake: np.ndarray, staker_stake: np.ndarray,
+                          idle: bool) -> np.ndarray:
+        """What the active set is ranked by (N,); the allocation stays pro rata to stake."""
+        if self._mech.stake_weighting == "quadratic":  # one voice per sqrt(token)
+            votes = np.sqrt(staker_stake)
+        elif self._conviction is not None:  # stake-time; accrues only in rounds with a pool
+            votes = self._conviction.value if idle else self._conviction.update(
+                self._bonds.choice, self._bonded, staker_stake)
+        else:
+            return stake
+        return bonded_stake_per_business(self._bonds.choice, votes, self.n_businesses)
 
     # ---- steps 6-7 ---------------------------------------------------------------------
     def settle(self, plan: Plan, metered_wh: np.ndarray) -> Outcome:
@@ -264,11 +284,11 @@ class Market:
         # step 6
         result = community_result(metered, performance)
         if plan.business_pool_wh > 0:
-            biz, policy_gain, policy_loss, figures = self._settle(plan, result)  # step 7
+            biz, policy_gain, policy_loss, figures = self._settle(plan, result, metered)
             figures = {**self._benchmarks(plan, performance), **figures}
             self._publish(plan, metered, performance, result)
         else:  # nothing was at stake: no reward, no slash, no news; the baselines still draw
-            biz = self._settle_idle(plan, result)
+            biz = self._settle_idle(plan, result, metered)
             policy_gain = policy_loss = np.zeros(len(self._blocks))
             figures = IDLE_FIGURES
         self._ledger.abstained += self._abstain
@@ -282,14 +302,17 @@ class Market:
         self.quality = apply_jumps(self.quality, round_index, self._jumps)
 
     def _settle(
-        self, plan: Plan, result: np.ndarray
+        self, plan: Plan, result: np.ndarray, metered: np.ndarray
     ) -> tuple[BusinessSettlement, np.ndarray, np.ndarray, dict[str, float]]:
         """Step 7 of a round with a business pool: mint, reward, slash, book per staker."""
         supply_before = self._ledger.holdings().supply_tokens
         minted = self._inflation.mint(supply_before) if self._inflation else 0.0
+        bribe = (bribes(metered, self._mech.price_per_kwh, self._bribery.share,
+                        self._bribery.business) if self._briber.size else None)
         biz = settle_businesses(
-            result, plan.stake_tokens, plan.selected, plan.available,
-            settled=True, minted_tokens=minted, **self._terms,
+            result, plan.stake_tokens, plan.selected, plan.available, settled=True,
+            minted_tokens=minted, revenue_tokens=self._payments(metered), bribe_tokens=bribe,
+            **self._terms,
         )
         self._decisions.learn(biz.credit_per_token - biz.slash_per_token, self._bonded)
         self._ledger.pay(biz.credit_per_token, biz.slash_per_token, self._bonds.choice)
@@ -298,17 +321,24 @@ class Market:
             self._inflation.steer(float(plan.stake_tokens.sum()), supply_before)
         policy_gain = self._block_sums(self._ledger.gain)
         policy_loss = self._block_sums(self._ledger.loss)
-        flows = (biz.reward_tokens.sum(), policy_loss.sum(), biz.minted_tokens.sum())
-        figures = {name: float(value) for name, value in zip(TOKEN_FLOWS, flows, strict=True)}
+        figures = token_flows(biz, plan.stake_tokens, self._mech.reward_mode == "revenue")
         return biz, policy_gain, policy_loss, figures
 
-    def _settle_idle(self, plan: Plan, result: np.ndarray) -> BusinessSettlement:
+    def _payments(self, metered: np.ndarray) -> np.ndarray | None:
+        """Revenue mode: what each business pays for its metered energy; minted mode: None."""
+        if self._mech.reward_mode != "revenue":
+            return None
+        return energy_payments(metered, self._mech.price_per_kwh)
+
+    def _settle_idle(self, plan: Plan, result: np.ndarray,
+                     metered: np.ndarray) -> BusinessSettlement:
         """A round without a pool: revenue only; the random baseline draws all the same."""
         random_allocation(
             0.0, plan.cap_wh, self._biz.active_set, self._streams.baselines, plan.available
         )
         return settle_businesses(
-            result, plan.stake_tokens, plan.selected, plan.available, settled=False, **self._terms
+            result, plan.stake_tokens, plan.selected, plan.available, settled=False,
+            revenue_tokens=self._payments(metered), **self._terms,
         )
 
     def _benchmarks(self, plan: Plan, performance: np.ndarray) -> dict[str, float]:
@@ -362,6 +392,8 @@ class Market:
             "turnover": turnover(plan.selected_idx, self._previous_selected),
             **self._adversaries.capture(plan.selected_idx),
             "entrant_capture": capture(plan.selected_idx, entrants) if entrants.size else math.nan,
+            "bribe_capture": capture(plan.selected_idx, self._briber)
+            if self._briber.size else math.nan,
         }
         self._previous_selected = plan.selected_idx
         policy = {
