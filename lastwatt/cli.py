@@ -232,8 +232,10 @@ def check(config: Annotated[Path, typer.Argument(help="TOML config to validate")
         "stakers": f"{p.households} households x {p.tokens_per_household:g} token",
         "policy mix": ", ".join(f"{k} {v:.0%}" for k, v in p.policies.items()),
         "businesses": f"N = {b.count}, active set I = {b.active_set}",
-        "mechanism": f"reward_share {cfg.mechanism.reward_share:g}, slash_fraction "
-        f"{cfg.mechanism.slash_fraction:g}, slash_unselected {cfg.mechanism.slash_unselected}",
+        "mechanism": f"{cfg.mechanism.reward_mode} rewards, reward_share "
+        f"{cfg.mechanism.reward_share:g}, slash_fraction {cfg.mechanism.slash_fraction:g}, "
+        f"slash_unselected {cfg.mechanism.slash_unselected:g}, "
+        f"{cfg.mechanism.stake_weighting} weighting",
         "devices": f"{len(cfg.devices.map) or b.count * cfg.devices.per_business} "
         f"({'mapped' if cfg.devices.map else 'mock, auto'})",
     }

@@ -75,7 +75,7 @@ def _revenue(result: np.ndarray, revenue_per_result: float,
     """Minted mode: max(R, 0) x revenue_per_result; revenue mode: what was paid."""
     if revenue_tokens is not None:
         return np.asarray(revenue_tokens, dtype=float)
-    revenue = np.maximum(result, 0.0)
+    revenue: np.ndarray = np.maximum(result, 0.0)
     revenue *= revenue_per_result
     return revenue
 
@@ -97,7 +97,7 @@ def slash_rates(selected: np.ndarray, positive: np.ndarray, available: np.ndarra
     """Share of bonded stake burned (N,): ``slash_fraction`` for a selected business with
     R <= 0, ``slash_unselected x slash_fraction`` for an unselected one (an offline one only
     with ``slash_unavailable``)."""
-    slash = (selected & ~positive) * slash_fraction  # result is finite: R_i <= 0
+    slash: np.ndarray = (selected & ~positive) * slash_fraction  # result is finite: R_i <= 0
     if slash_unselected > 0:
         unselected = ~selected if slash_unavailable else ~selected & available
         slash[unselected] = slash_fraction * float(slash_unselected)

@@ -249,3 +249,23 @@ def test_same_seed_gives_byte_identical_outputs_in_revenue_mode_with_bribery(tmp
     for j in (ja, jb):
         j["summary"].pop("wall_time_s")
     assert ja == jb
+
+
+def honest_share_on_the_briber(bribe_share: float, seed: int) -> float:
+    cfg = small(**{"population.policies": {"q_learning": 1.0},
+                   "adversaries.collusion.share": 0.2, "adversaries.collusion.business": 4,
+                   "adversaries.bribery.share": bribe_share, "adversaries.bribery.business": 4,
+                   "mechanism.price_per_kwh": 0.5})
+    market = Market(cfg, streams(seed))
+    for t in range(80):
+        plan = market.plan(t, 30_000.0, 3600.0)
+        market.settle(plan, plan.planned_wh)
+    business = market.stakers_table()["business"].to_numpy()[:80]  # the honest stakers
+    return float((business == 4).mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bribes_pull_payoff_driven_stakers_onto_a_bad_business(seed):
+    # b04 (q = -8) is kept in the active set by colluders; its bribes (about 0.3 tokens per
+    # bonded token a round) outweigh the 5 % slash, so bandit stakers learn to bond it
+    assert honest_share_on_the_briber(1.0, seed) > honest_share_on_the_briber(0.0, seed) + 0.1
