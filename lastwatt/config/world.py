@@ -69,10 +69,14 @@ class SybilConfig(Section):
 
 
 class BriberyConfig(Section):
-    """A bribing business pays a share of what its energy costs to its stakers."""
-    share: float = Field(0.0, ge=0, le=1, description="share of its energy's price "
-                         "(metered kWh x mechanism.price_per_kwh) paid as bribes; 0 = off")
+    """A bribing business pays a share of its revenue (what its energy is worth to it) to its
+    stakers, pro rata to stake."""
+    share: float = Field(0.0, ge=0, le=1, description="share of its revenue (metered kWh x "
+                         "value_per_kwh) paid as bribes; 0 = off")
     business: int = Field(0, ge=0, description="the bribing business")
+    value_per_kwh: float | None = Field(
+        None, ge=0, description="tokens a kWh earns the briber; default mechanism.price_per_kwh"
+    )
 
 
 class AdversariesConfig(Section):

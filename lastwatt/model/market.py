@@ -139,6 +139,8 @@ class Market:
         self._adversaries = Adversaries.of(cfg, n)
         self._bribery = cfg.adversaries.bribery
         self._briber = np.array([self._bribery.business] if self._bribery.share > 0 else [], int)
+        value = self._bribery.value_per_kwh
+        self._bribe_value = self._mech.price_per_kwh if value is None else value
         self._conviction = (Conviction(n, self._k, self._mech.conviction_half_life_rounds)
                             if self._mech.stake_weighting == "conviction" else None)
         self._stakers_per_policy = np.array([b.stop - b.start for _, b in self._blocks], float)
@@ -307,7 +309,7 @@ class Market:
         """Step 7 of a round with a business pool: mint, reward, slash, book per staker."""
         supply_before = self._ledger.holdings().supply_tokens
         minted = self._inflation.mint(supply_before) if self._inflation else 0.0
-        bribe = (bribes(metered, self._mech.price_per_kwh, self._bribery.share,
+        bribe = (bribes(metered, self._bribe_value, self._bribery.share,
                         self._bribery.business) if self._briber.size else None)
         biz = settle_businesses(
             result, plan.stake_tokens, plan.selected, plan.available, settled=True,

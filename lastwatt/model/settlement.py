@@ -8,7 +8,8 @@
   ``slash_unselected x slash_fraction`` when it was not selected (an unavailable business, whose
   device is offline, only when ``slash_unavailable``);
 - revenue mode: revenue_i is what business i paid for its metered energy; bribery: a named
-  business pays its stakers a share of what its energy costs, whatever its R_i;
+  business pays its stakers a share of its revenue (its metered energy at its value per kWh),
+  whatever its R_i;
 - a round with no business pool settles nothing.
 """
 
@@ -109,12 +110,12 @@ def energy_payments(metered_wh: np.ndarray, price_per_kwh: float) -> np.ndarray:
     return np.asarray(metered_wh, dtype=float) * (price_per_kwh / 1000.0)
 
 
-def bribes(metered_wh: np.ndarray, price_per_kwh: float, share: float,
+def bribes(metered_wh: np.ndarray, value_per_kwh: float, share: float,
            business: int) -> np.ndarray:
-    """Tokens (N,) the bribing ``business`` pays its stakers: ``share`` of what its metered
-    energy costs at ``price_per_kwh`` (zero for every other business)."""
+    """Tokens (N,) the bribing ``business`` pays its stakers: ``share`` of its revenue, its
+    metered energy at ``value_per_kwh`` (zero for every other business)."""
     out = np.zeros(len(metered_wh))
-    out[business] = share * float(metered_wh[business]) * (price_per_kwh / 1000.0)
+    out[business] = share * float(metered_wh[business]) * (value_per_kwh / 1000.0)
     return out
 
 

@@ -3,6 +3,8 @@ weighting: hand-computed steps, the market's accounting, bad config."""
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -141,6 +143,10 @@ def test_the_market_reports_bribes_and_the_bribers_capture_separately():
     assert 4 in plan.selected_idx and plan.planned_wh[4] > 0  # the colluders put it there
     assert out.scalars["bribes_tokens"] == pytest.approx(0.5 * 0.02 * plan.planned_wh[4] / 1000)
     assert out.scalars["bribe_capture"] == out.scalars["adversary_capture"] == 0.5
+    valued = Market(cfg.with_overrides(**{"adversaries.bribery.value_per_kwh": 0.3}), streams(1))
+    plan = valued.plan(0, 30_000.0, 3600.0)
+    out = valued.settle(plan, plan.planned_wh)  # its own value per kWh, not the village price
+    assert out.scalars["bribes_tokens"] == pytest.approx(0.5 * 0.3 * plan.planned_wh[4] / 1000)
 
 
 def test_without_bribery_bribe_capture_is_nan_and_no_bribes_flow():
@@ -220,6 +226,7 @@ def test_supply_is_exact_in_both_reward_modes_with_bribery_no_energy_is_created_
     ({"mechanism.conviction_half_life_rounds": 0.0}, "conviction_half_life_rounds"),
     ({"adversaries.bribery.share": 1.5}, "adversaries.bribery.share"),
     ({"adversaries.bribery.share": -0.5}, "adversaries.bribery.share"),
+    ({"adversaries.bribery.value_per_kwh": -1.0}, "adversaries.bribery.value_per_kwh"),
     ({"adversaries.bribery.share": 0.1, "adversaries.bribery.business": 6},
      "adversaries.bribery.business=6: unknown business"),
 ])
@@ -255,7 +262,7 @@ def honest_share_on_the_briber(bribe_share: float, seed: int) -> float:
     cfg = small(**{"population.policies": {"q_learning": 1.0},
                    "adversaries.collusion.share": 0.2, "adversaries.collusion.business": 4,
                    "adversaries.bribery.share": bribe_share, "adversaries.bribery.business": 4,
-                   "mechanism.price_per_kwh": 0.5})
+                   "adversaries.bribery.value_per_kwh": 0.5})
     market = Market(cfg, streams(seed))
     for t in range(80):
         plan = market.plan(t, 30_000.0, 3600.0)
@@ -269,3 +276,17 @@ def test_bribes_pull_payoff_driven_stakers_onto_a_bad_business(seed):
     # b04 (q = -8) is kept in the active set by colluders; its bribes (about 0.3 tokens per
     # bonded token a round) outweigh the 5 % slash, so bandit stakers learn to bond it
     assert honest_share_on_the_briber(1.0, seed) > honest_share_on_the_briber(0.0, seed) + 0.1
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("[mechanism]\nprice_per_kwh = -1", "mechanism.price_per_kwh"),
+    ("[mechanism]\nslash_unselected = 2", "mechanism.slash_unselected"),
+    ("[adversaries.bribery]\nshare = 0.2\nbusiness = 25", "adversaries.bribery.business=25"),
+    ("[adversaries.bribery]\nshare = 1.2", "adversaries.bribery.share"),
+])
+def test_bad_economics_config_through_the_cli_exits_2_with_one_line(tmp_path, text, names):
+    (tmp_path / "c.toml").write_text(text + "\n")
+    proc = subprocess.run([sys.executable, "-m", "lastwatt.cli", "check", "c.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and names in lines[0], proc.stderr
