@@ -7,13 +7,16 @@ at 1M stakers x 10k businesses is >= 20 rounds/s, i.e. < 50 ms per plan + settle
 at least ``lastwatt.model.fastpath.THREADED_MIN_STAKERS`` use threads (one per CPU), so there
 the wall time per round is below the CPU time when other cores are free (check ``uptime``).
 
-    python benchmarks/bench_model.py [--rounds 50] [--only 1M]
+    python benchmarks/bench_model.py [--rounds 50] [--only 1Mx10k]
+        [--set mechanism.stake_weighting='"conviction"' ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import tomllib
+from typing import Any
 
 import numpy as np
 
@@ -29,13 +32,15 @@ SCALES = {
 }
 
 
-def bench(stakers: int, businesses: int, active: int, consider: int, rounds: int) -> dict:
+def bench(stakers: int, businesses: int, active: int, consider: int, rounds: int,
+          overrides: dict[str, Any] | None = None) -> dict:
     cfg = Config().with_overrides(
         **{
             "population.households": stakers,
             "population.consideration_set": consider,
             "businesses.count": businesses,
             "businesses.active_set": active,
+            **(overrides or {}),
         }
     )
     t0 = time.perf_counter()
@@ -72,7 +77,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--only", choices=sorted(SCALES), help="run one scale only")
     parser.add_argument("--consider", type=int, help="override the consideration set size")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override, the value in TOML (repeatable)")
     args = parser.parse_args()
+    overrides = {k: tomllib.loads(f"v = {v}")["v"] for k, v in
+                 (item.split("=", 1) for item in args.set)}
     print(
         f"{'scale':>9} {'I':>4} {'consider':>8} {'setup s':>8} {'plan ms':>8} "
         f"{'settle ms':>9} {'rounds/s':>9} {'cpu ms':>7} {'eff.':>6}"
@@ -81,7 +90,7 @@ def main() -> None:
         if args.only and name != args.only:
             continue
         c = c if args.consider is None else args.consider
-        r = bench(s, n, i, c, args.rounds)
+        r = bench(s, n, i, c, args.rounds, overrides)
         print(
             f"{name:>9} {i:>4} {c or 'all':>8} {r['setup_s']:8.2f} {r['plan_ms']:8.2f} "
             f"{r['settle_ms']:9.2f} {r['rounds_per_s']:9.1f} {r['cpu_ms']:7.2f} "

@@ -55,8 +55,7 @@ def settle_businesses(
     revenue = _revenue(result, revenue_per_result, revenue_tokens)
     n = len(revenue)
     if not settled:
-        zero = np.zeros(n)
-        return BusinessSettlement(revenue, zero, zero, zero, zero, zero)
+        return BusinessSettlement(revenue, *(np.zeros(n) for _ in range(5)))
     positive = result > 0
     staked = stake_tokens > 0
     rewarded = selected & positive & staked
