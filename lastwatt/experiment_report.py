@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 # label -> runs.csv column (efficiency against the per-round oracle)
 BASELINES = {a.label: f"eff_{a.key}" for a in COMPARED if a.key != "lastwatt"}
 # runs.csv column -> table header: daytime mean share of selected slots, shown when measured
-CAPTURES = {"adversary_capture": "adversary capture", "sybil_capture": "Sybil capture",
-            "entrant_capture": "entrant capture"}
+CAPTURES = {"adversary_capture": "colluder capture", "sybil_capture": "Sybil capture",
+            "entrant_capture": "entrant capture", "bribe_capture": "briber capture"}
 KNOWS = {
     "oracle": "this round's p_i, no I limit",
     "I-limited q-oracle": "true q_i, at most I businesses (the realistic ceiling)",
@@ -35,9 +35,6 @@ KNOWS = {
     "self-proportional": "its own past outputs only (stake-free)",
     "UCB": "sigma and its own observations (no community)",
 }
-
-# share of the selected slots taken by the adversaries' businesses, per adversary
-CAPTURES = {"adversary_capture": "colluder capture", "bribe_capture": "briber capture"}
 
 
 def ci(values: np.ndarray, pct: bool = True) -> str:
