@@ -1,0 +1,241 @@
+"""Steps 6-7 of a replica batch (docs/replicas.md): ``Market.settle`` with a replica axis.
+
+Replicas with a pool settle (rewards, slashes, benchmarks, news); the others are idle rounds
+(revenue only). The draws every replica makes every round: its quality drift, its
+performance normals and the random baseline's permutation, each from its own streams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lastwatt.config import Config
+from lastwatt.model.market import BASELINES, IDLE_FIGURES, TOKEN_FLOWS
+from lastwatt.model.performance import PERFORMANCE_MAX, PERFORMANCE_MIN
+from lastwatt.model.rowwise import dot_rows, gini_rows, oracle_rows, water_fill_rows
+from lastwatt.model.world import QUALITY_MAX, QUALITY_MIN
+
+if TYPE_CHECKING:
+    from lastwatt.model.replica_state import ReplicaState
+    from lastwatt.model.replicas import ReplicaPlan
+
+
+@dataclass(slots=True)
+class ReplicaOutcome:
+    """``Outcome`` with a leading replica axis: (R, N) arrays, scalars (R,), policy (R, P)."""
+
+    performance: np.ndarray
+    result: np.ndarray
+    revenue_tokens: np.ndarray
+    reward_tokens: np.ndarray
+    slashed_tokens: np.ndarray
+    scalars: dict[str, np.ndarray]
+    policy: dict[str, np.ndarray]
+
+
+def settle(st: ReplicaState, cfg: Config, plan: ReplicaPlan,
+           metered: np.ndarray) -> ReplicaOutcome:
+    """``Market.settle`` for every replica."""
+    _move_world(st, cfg, plan.round_index)
+    performance = _draw(st, "performance")
+    performance *= st.sigma
+    performance += st.quality
+    np.maximum(performance, PERFORMANCE_MIN, out=performance)
+    np.minimum(performance, PERFORMANCE_MAX, out=performance)
+    result = metered * performance
+    chosen = _random_choice(st, cfg.businesses.active_set)
+    settled = plan.business_pool_wh > 0
+    biz = _settle_businesses(cfg, plan, result, settled)
+    gain, loss = _pay(st, biz["credit"] - biz["slash"], settled)
+    figures = _benchmarks(st, cfg, plan, performance, chosen, settled)
+    flows = (biz["reward"].sum(axis=1), loss.sum(axis=1), np.zeros(len(result)))
+    for name, value in zip(TOKEN_FLOWS, flows, strict=True):
+        figures[name] = np.where(settled, value, IDLE_FIGURES[name])
+    _publish(st, plan, metered, performance, result, settled)
+    st.abstained += st.abstain
+    return ReplicaOutcome(
+        performance, result, biz["revenue"], biz["reward"], biz["slash"] * plan.stake_tokens,
+        _scalars(st, plan, result, figures), _policy(st, gain, loss),
+    )
+
+
+def _draw(st: ReplicaState, purpose: str) -> np.ndarray:
+    """One ``standard_normal(N)`` per replica from its ``purpose`` stream, into one buffer."""
+    out = np.empty(st.quality.shape)
+    for r, streams in enumerate(st.streams):
+        getattr(streams, purpose).standard_normal(out=out[r])
+    return out
+
+
+def _move_world(st: ReplicaState, cfg: Config, round_index: int) -> None:
+    """``Market._move_world``: drift (each replica's world stream), then the jumps."""
+    sd = cfg.world.quality_drift_sd
+    if sd > 0:
+        st.quality = np.clip(st.quality + sd * _draw(st, "world"), QUALITY_MIN, QUALITY_MAX)
+    for jump in cfg.world.jumps:
+        if jump.round == round_index:
+            st.quality = st.quality.copy()
+            st.quality[:, jump.business] = jump.quality
+
+
+def _random_choice(st: ReplicaState, count: int) -> np.ndarray:
+    """The random baseline's businesses (R, N) bool: each replica's permutation, every round."""
+    n = st.quality.shape[1]
+    chosen = np.zeros(st.quality.shape, dtype=bool)
+    for r, streams in enumerate(st.streams):
+        chosen[r, streams.baselines.permutation(n)[:count]] = True
+    return chosen
+
+
+def _settle_businesses(cfg: Config, plan: ReplicaPlan, result: np.ndarray,
+                       settled: np.ndarray) -> dict[str, np.ndarray]:
+    """``settle_businesses`` per row (every business available, no minting)."""
+    mech = cfg.mechanism
+    revenue = np.maximum(result, 0.0)
+    revenue *= cfg.businesses.revenue_per_result
+    stake, selected = plan.stake_tokens, plan.selected
+    positive = result > 0
+    rewarded = selected & positive & (stake > 0) & settled[:, None]
+    reward = revenue * mech.reward_share
+    reward *= rewarded
+    credit = np.divide(reward, stake, out=np.zeros(stake.shape), where=rewarded)
+    punished = selected & ~positive
+    if mech.slash_unselected:
+        punished |= ~selected
+    punished &= settled[:, None]
+    return {"revenue": revenue, "reward": reward, "credit": credit,
+            "slash": punished * mech.slash_fraction}
+
+
+def _pay(st: ReplicaState, net: np.ndarray,
+         settled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``Ledger.pay`` (k = 1) for the settled replicas; per-policy gains and losses (R, P)."""
+    p = len(st.blocks)
+    gain, loss = np.zeros((len(net), p)), np.zeros((len(net), p))
+    if not settled.any():
+        return gain, loss
+    at = slice(None) if settled.all() else np.flatnonzero(settled)
+    delta = np.take_along_axis(net[at], st.choice[at], axis=1)
+    delta *= st.stake[at]
+    g = np.maximum(delta, 0.0)
+    lo = np.subtract(g, delta, out=delta)
+    st.wealth[at] += g
+    st.wealth[at] -= lo
+    st.rewards[at] += g
+    st.slashed[at] += lo
+    gain[at], loss[at] = st.block_sums(g), st.block_sums(lo)
+    return gain, loss
+
+
+def _last_output_rows(pool: np.ndarray, cap: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """``last_output_allocation`` per row: positive last results, else an equal split."""
+    weight = np.maximum(last, 0.0)
+    none = ~(weight != 0).any(axis=1)
+    weight[none] = 1.0
+    return water_fill_rows(pool, weight, cap)[0]
+
+
+def _ucb_rows(st: ReplicaState, cfg: Config, pool: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """``UcbAllocator.allocate`` per row: equal shares over the I largest indices."""
+    sigma = float(np.max(st.sigma))
+    count, t = st.ucb_count, np.maximum(st.ucb_t, 1).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bonus = sigma * np.sqrt(2.0 * np.log(t)[:, None] / count)
+    index = np.where(count > 0, st.ucb_mean + np.nan_to_num(bonus, nan=0.0), np.inf)
+    order = np.argsort(-index, axis=1, kind="stable")[:, : cfg.businesses.active_set]
+    weight = np.zeros(cap.shape)
+    np.put_along_axis(weight, order, 1.0, axis=1)
+    return water_fill_rows(pool, weight, cap)[0]
+
+
+def _benchmarks(st: ReplicaState, cfg: Config, plan: ReplicaPlan, performance: np.ndarray,
+                chosen: np.ndarray, settled: np.ndarray) -> dict[str, np.ndarray]:
+    """``Market._benchmarks`` per row; idle replicas report zeros and learn nothing."""
+    pool, cap, active = plan.business_pool_wh, plan.cap_wh, cfg.businesses.active_set
+    oracle_active = active if cfg.mechanism.oracle_respects_active_set else None
+    own = _last_output_rows(pool, cap, st.self_last_result)
+    ucb = _ucb_rows(st, cfg, pool, cap)
+    allocations = (
+        oracle_rows(pool, cap, performance, oracle_active),
+        oracle_rows(pool, cap, st.quality, active),
+        water_fill_rows(pool, np.ones(cap.shape), cap)[0],
+        water_fill_rows(pool, chosen.astype(float), cap)[0],
+        _last_output_rows(pool, cap, st.last_result),
+        own, ucb,
+    )
+    at = settled[:, None]
+    st.self_last_result = np.where(at, own * performance, st.self_last_result)
+    fed = (ucb > 0) & at
+    st.ucb_t += settled
+    st.ucb_count += fed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = (performance - st.ucb_mean) / st.ucb_count
+    st.ucb_mean = np.where(fed, st.ucb_mean + step, st.ucb_mean)
+    return {name: np.where(settled, dot_rows(e, performance), IDLE_FIGURES[name])
+            for name, e in zip(BASELINES, allocations, strict=True)}
+
+
+def _publish(st: ReplicaState, plan: ReplicaPlan, metered: np.ndarray,
+             performance: np.ndarray, result: np.ndarray, settled: np.ndarray) -> None:
+    """``Market._publish`` for the settled replicas: beliefs learn the observed p_i."""
+    observed = plan.selected & (metered > 0) & settled[:, None]
+    lr = st.cfg.population.learning_rate
+    keep = 1.0 - lr
+    st.news = np.where(observed, keep * st.news + lr * performance, st.news)
+    st.decay = np.where(observed, st.decay * keep, st.decay)
+    st.observations += observed
+    changed = observed.any(axis=1)
+    if changed.any():
+        st.refresh(changed)
+    st.last_result = np.where(settled[:, None], result, st.last_result)
+
+
+def _turnover(selected: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    """``metrics.turnover`` per row: 1 - Jaccard, NaN on the first round, 0 for two empties."""
+    if previous is None:
+        return np.full(len(selected), np.nan)
+    union = (selected | previous).sum(axis=1)
+    both = (selected & previous).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, 1.0 - both / union, 0.0)
+
+
+def _scalars(st: ReplicaState, plan: ReplicaPlan, result: np.ndarray,
+             figures: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``Market._outcome``'s round scalars per replica."""
+    supply = st.wealth.sum(axis=1)
+    total = result.sum(axis=1)
+    oracle = figures["oracle_result"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        efficiency = np.where(oracle > 0, total / oracle, np.nan)
+    n_sel = plan.n_selected
+    if st.target.size:
+        hits = (plan.selected & np.isin(np.arange(result.shape[1]), st.target)).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            capture = np.where(n_sel > 0, hits / n_sel, np.nan)
+    else:
+        capture = np.full(len(result), np.nan)
+    scalars = {
+        "total_result": total, **figures, "efficiency": efficiency,
+        "participation": plan.participation, "token_supply": supply,
+        "bonded_tokens": plan.stake_tokens.sum(axis=1), "stake_gini": gini_rows(st.wealth, supply),
+        "turnover": _turnover(plan.selected, st.previous), "adversary_capture": capture,
+    }
+    st.previous = plan.selected
+    return scalars
+
+
+def _policy(st: ReplicaState, gain: np.ndarray, loss: np.ndarray) -> dict[str, np.ndarray]:
+    r = len(gain)
+    stakers = np.array([b.stop - b.start for _, b in st.blocks], float)
+    return {
+        "stakers": np.broadcast_to(stakers, (r, len(stakers))).copy(),
+        "wealth_tokens": st.block_sums(st.wealth),
+        "bonded_tokens": st.bonded_per_policy.copy(),
+        "reward_tokens": gain,
+        "slashed_tokens": loss,
+        "abstaining": st.abstaining_per_policy.copy(),
+    }

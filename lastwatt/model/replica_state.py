@@ -1,0 +1,215 @@
+"""The state of a replica batch and its steps 3-4 (docs/replicas.md): each array is the single
+run's with a leading replica axis, each step the single run's code path (named) per row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lastwatt.config import Config
+from lastwatt.model.market import Market
+from lastwatt.model.rowwise import BlockSumsRows
+from lastwatt.rng import Streams
+
+
+def _rows(mask: np.ndarray) -> Any:
+    """An index for the rows of ``mask``: a plain slice when it is every row (no copies)."""
+    return slice(None) if mask.all() else np.flatnonzero(mask)
+
+
+def _stack(markets: list[Market], get: Any) -> np.ndarray:
+    return np.stack([np.asarray(get(m)) for m in markets])
+
+
+@dataclass(eq=False)
+class ReplicaState:
+    cfg: Config
+    streams: list[Streams]
+    blocks: list[tuple[str, slice]]
+    block_sums: BlockSumsRows
+    cap_fns: list[Any]  # each replica's RoundCaps
+    quality: np.ndarray  # (R, N) true q_i
+    sigma: Any  # scalar or (N,)
+    rating: np.ndarray  # (R, N) beliefs' starting rating
+    decay: np.ndarray  # (R, N)
+    news: np.ndarray  # (R, N)
+    observations: np.ndarray  # (R, N)
+    noise: np.ndarray  # (R, N, S) float32
+    value_bound: np.ndarray  # (R,)
+    wealth: np.ndarray  # (R, S) and the other accounts
+    threshold: Any  # abstention: scalar float32 or (S,)
+    colluders: slice
+    target: np.ndarray
+    value: np.ndarray = field(init=False)  # (R, N, S) float32: every staker's values
+    plan: Any = None
+
+    def __post_init__(self) -> None:
+        r, s = self.wealth.shape
+        n = self.quality.shape[1]
+        self.rewards, self.slashed = np.zeros((r, s)), np.zeros((r, s))
+        self.abstained = np.zeros((r, s), dtype=np.int32)
+        self.stake, self.gain, self.loss = np.zeros((r, s)), np.zeros((r, s)), np.zeros((r, s))
+        self.choice = np.zeros((r, s), dtype=np.intp)
+        self.has_choice = np.zeros((r, s), dtype=bool)
+        self.abstain = np.zeros((r, s), dtype=bool)
+        self.bonded = np.zeros((r, s), dtype=bool)
+        self.has_bonded = np.zeros(r, dtype=bool)  # Market._bonded is not None
+        self.participation = np.zeros(r)
+        p = len(self.blocks)
+        self.abstaining_per_policy, self.bonded_per_policy = np.zeros((r, p)), np.zeros((r, p))
+        self.herd_target = np.full(r, -1, dtype=np.intp)  # -1: none yet
+        self.loyal_pending = np.ones(r, dtype=bool)
+        self.kept = np.zeros(r, dtype=bool)  # IdleSelection holds a selection
+        self.kept_stake, self.kept_order = np.zeros((r, n)), np.zeros((r, n), dtype=np.intp)
+        self.kept_n = np.zeros(r, dtype=np.intp)
+        self.last_result, self.self_last_result = np.zeros((r, n)), np.zeros((r, n))
+        self.ucb_count, self.ucb_mean = np.zeros((r, n), dtype=np.int64), np.zeros((r, n))
+        self.ucb_t = np.zeros(r, dtype=np.int64)
+        self.previous: np.ndarray | None = None  # (R, N) bool selected of the last round
+        self.value = np.empty_like(self.noise)
+        self.refresh(np.ones(r, dtype=bool))
+        self.policy_codes = np.repeat(np.arange(p), [b.stop - b.start for _, b in self.blocks])
+
+    @classmethod
+    def stack(cls, cfg: Config, markets: list[Market]) -> ReplicaState:
+        """The batch's state: each replica's freshly built single-run market, stacked."""
+        m0 = markets[0]
+        return cls(
+            cfg, [m._streams for m in markets], m0._blocks,
+            BlockSumsRows([b for _, b in m0._blocks]), [m._caps for m in markets],
+            _stack(markets, lambda m: m.quality), m0._sigma,
+            _stack(markets, lambda m: m._beliefs.quality),
+            _stack(markets, lambda m: m._beliefs.decay),
+            _stack(markets, lambda m: m._beliefs.news),
+            _stack(markets, lambda m: m._beliefs.observations),
+            _stack(markets, lambda m: m._consideration.noise),
+            _stack(markets, lambda m: m._consideration.value_bound),
+            _stack(markets, lambda m: m._ledger.wealth),
+            m0._abstain_threshold, m0._colluders, m0._collusion_target,
+        )
+
+    def caps(self, round_s: float) -> np.ndarray:
+        """Each replica's caps for ``round_s`` (RoundCaps computes each once)."""
+        return np.stack([caps(round_s) for caps in self.cap_fns])
+
+    def refresh(self, rows: np.ndarray) -> None:
+        """``Consideration._refresh_every_business`` for ``rows``: decay * noise + base."""
+        at = _rows(rows)
+        base = (self.decay[at] * self.rating[at] + self.news[at]).astype(np.float32)
+        value = np.multiply(self.decay[at].astype(np.float32)[:, :, None], self.noise[at])
+        value += base[:, :, None]
+        self.value[at] = value
+
+    # ---- step 3 --------------------------------------------------------------------------
+    def decide_and_bond(self, deciding_rows: np.ndarray) -> None:
+        """``Market._decide_and_bond`` for the replicas of ``deciding_rows`` (not idle)."""
+        at = _rows(deciding_rows)
+        s = self.wealth.shape[1]
+        soft = dict(self.blocks).get("softmax")
+        n_soft = 0 if soft is None else soft.stop - soft.start
+        draws_abstain = bool(np.max(self.threshold) > 0)
+        width = (s if draws_abstain else 0) + n_soft
+        uniform = np.empty((len(self.streams), width), dtype=np.float32)
+        for r in np.flatnonzero(deciding_rows):  # one call: float32 draws are sequential
+            self.streams[r].market.random(dtype=np.float32, out=uniform[r])
+        uniform = uniform[at]
+        abstain = self.abstain[at]
+        abstain[:] = uniform[:, :s] < self.threshold if draws_abstain else False
+        wish = self._wishes(at, uniform[:, width - n_soft:])
+        if self.target.size:  # colluders: always bonded to their business
+            wish[:, self.colluders] = self.target[0]
+            abstain[:, self.colluders] = False
+        deciding = ~abstain
+        self.choice[at] = np.where(deciding, wish, self.choice[at])
+        self.has_choice[at] |= deciding
+        self.abstain[at], self.bonded[at], self.has_bonded[at] = abstain, deciding, True
+        self.participation[at] = np.count_nonzero(deciding, axis=1) / s
+        self.abstaining_per_policy[at] = self.block_sums(abstain)
+
+    def _wishes(self, at: Any, soft_uniform: np.ndarray) -> np.ndarray:
+        """``Decisions.decide`` with k = 1: every staker's business, (rows, S)."""
+        wish = self.choice[at].copy()
+        values = self.value[at]
+        for name, block in self.blocks:
+            if name == "softmax":
+                wish[:, block] = self._softmax(values[:, :, block], soft_uniform,
+                                               self.value_bound[at])
+            elif name == "herding":
+                target = self.herd_target[at]
+                greedy = values[:, :, block].argmax(axis=1)
+                wish[:, block] = np.where(target[:, None] >= 0, target[:, None], greedy)
+            elif name == "greedy":
+                wish[:, block] = values[:, :, block].argmax(axis=1)
+            elif name == "loyal":
+                first = ~self.has_choice[at][:, block] & self.loyal_pending[at][:, None]
+                self.loyal_pending[at] = self.loyal_pending[at] & first.any(axis=1)
+                greedy = values[:, :, block].argmax(axis=1)
+                wish[:, block] = np.where(first, greedy, wish[:, block])
+        return wish
+
+    def _softmax(self, values: np.ndarray, uniform: np.ndarray, bound: np.ndarray) -> np.ndarray:
+        """``agents.logit_weights`` + ``cumulative_rows`` + ``draw_rows`` per replica; the
+        max-subtracting guard only in replicas whose ``value_bound`` needs it, as there."""
+        temperature = self.cfg.population.temperature
+        weights = np.array(values, dtype=np.float32)
+        guard = bound / temperature > 60
+        if guard.any():
+            weights[guard] -= weights[guard].max(axis=1, keepdims=True)
+        if temperature != 1:
+            weights *= np.float32(1.0 / temperature)
+        np.exp(weights, out=weights)
+        np.cumsum(weights, axis=1, out=weights)
+        below = weights[:, :-1] <= uniform[:, None, :] * weights[:, -1:]
+        if below.shape[1] < 128:
+            return below.view(np.int8).sum(axis=1, dtype=np.int8).astype(np.intp)
+        return below.sum(axis=1)
+
+    # ---- step 4 --------------------------------------------------------------------------
+    def stake_and_select(self, idle: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``Market._stake_and_select``: stake (R, N), order (R, N), selected count (R,).
+        An idle replica with a kept selection reuses it and draws nothing (IdleSelection)."""
+        reuse = idle & self.kept
+        fresh = ~reuse
+        stake, order = self.kept_stake.copy(), self.kept_order.copy()
+        n_selected = self.kept_n.copy()
+        if fresh.any():
+            at = _rows(fresh)
+            staker_stake = np.multiply(self.wealth[at], self.bonded[at])
+            self.stake[at] = staker_stake
+            stake[at] = self._per_business(staker_stake, at)
+            self.bonded_per_policy[at] = self.block_sums(staker_stake)
+            weight = stake[at]
+            if self.cfg.mechanism.stake_weighting == "quadratic":
+                weight = self._per_business(np.sqrt(staker_stake), at)
+            order[at], n_selected[at] = self._select(weight, np.flatnonzero(fresh))
+            has = n_selected[at] >= 1
+            self.herd_target[at] = np.where(has, order[at][:, 0], self.herd_target[at])
+            keep = idle[at]
+            self.kept[at] = keep
+            self.kept_stake[at], self.kept_order[at] = stake[at], order[at]
+            self.kept_n[at] = n_selected[at]
+        return stake, order, n_selected
+
+    def _per_business(self, staker_tokens: np.ndarray, at: Any) -> np.ndarray:
+        """``bonded_stake_per_business`` per row: one bincount over replica-offset indices
+        (each bin adds its stakers in staker order, as the 1-D bincount)."""
+        rows, n = staker_tokens.shape[0], self.quality.shape[1]
+        index = self.choice[at] + (np.arange(rows) * n)[:, None]
+        sums = np.bincount(index.ravel(), weights=staker_tokens.ravel(), minlength=rows * n)
+        return sums.reshape(rows, n)
+
+    def _select(self, weight: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``select_active_set`` per row: each replica's permutation from its market stream,
+        then a stable sort by weight of the eligible ones (ineligible sorted last)."""
+        n = weight.shape[1]
+        perm = np.empty((len(rows), n), dtype=np.intp)
+        for i, r in enumerate(rows):
+            perm[i] = self.streams[r].market.permutation(n)
+        w = np.take_along_axis(weight, perm, axis=1)
+        eligible = w > 0
+        rank = np.argsort(np.where(eligible, -w, np.inf), axis=1, kind="stable")
+        order = np.take_along_axis(perm, rank, axis=1)
+        n_selected = np.minimum(eligible.sum(axis=1), self.cfg.businesses.active_set)
+        return order, n_selected

@@ -1,0 +1,65 @@
+"""Which configurations a replica batch runs (docs/replicas.md); the rest run one seed at a
+time. A whitelist: any model setting off its default that is not listed here (a new feature
+too) makes :func:`unsupported` name it, so a batch never silently differs from single runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lastwatt.config import Config
+
+SUPPORTED_POLICIES = frozenset({"softmax", "herding", "loyal", "greedy"})
+MODEL_SECTIONS = ("population", "businesses", "mechanism", "world", "adversaries")
+# settings the batch follows whatever their value (the rest below are checked by value)
+FREE = frozenset({
+    "population.households", "population.tokens_per_household", "population.policies",
+    "population.abstain_probability", "population.abstain_by_policy",
+    "population.rating_noise_sd", "population.temperature", "population.learning_rate",
+    "population.consideration_set", "population.epsilon", "population.ewa",
+    "population.q_learning",
+    "businesses.count", "businesses.active_set", "businesses.quality_low",
+    "businesses.quality_high", "businesses.qualities", "businesses.max_power_w_low",
+    "businesses.max_power_w_high", "businesses.performance_sd", "businesses.revenue_per_result",
+    "mechanism.reward_share", "mechanism.slash_fraction", "mechanism.slash_unselected",
+    "mechanism.slash_unavailable", "mechanism.stake_weighting",
+    "mechanism.oracle_respects_active_set", "mechanism.target_bonding_rate",
+    "mechanism.inflation_change",
+    "world.endowment", "world.pareto_shape", "world.rating_shared_sd", "world.quality_drift_sd",
+    "world.jumps", "world.performance_sd_by_business",
+    "adversaries.collusion",
+})
+
+
+def _flat(prefix: str, node: Any) -> dict[str, Any]:
+    if not isinstance(node, dict) or prefix in FREE:
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(_flat(f"{prefix}.{key}", value))
+    return out
+
+
+def unsupported(cfg: Config) -> str | None:
+    """The first setting a replica batch does not handle yet (None: the batch runs ``cfg``)."""
+    pop, mech = cfg.population, cfg.mechanism
+    other = sorted(n for n, share in pop.policies.items() if share > 0
+                   and n not in SUPPORTED_POLICIES)
+    checks = {
+        f"population.policies: {other[0] if other else ''}": bool(other),
+        "population.consideration_set": 0 < pop.consideration_set < cfg.businesses.count,
+        "population.max_businesses_per_staker": pop.max_businesses_per_staker != 1,
+        "mechanism.unbonding_rounds": mech.unbonding_rounds > 0,
+        "mechanism.inflation_rate": mech.inflation_rate > 0,
+        "mechanism.surplus": mech.surplus != "selected",
+    }
+    for name, bad in checks.items():
+        if bad:
+            return name
+    default = Config()
+    for section in MODEL_SECTIONS:
+        now = _flat(section, getattr(cfg, section).model_dump(mode="json"))
+        base = _flat(section, getattr(default, section).model_dump(mode="json"))
+        for name, value in now.items():
+            if name not in FREE and value != base.get(name):
+                return name
+    return None

@@ -1,0 +1,143 @@
+"""The replica axis: replica k of a ReplicaMarket is bit-identical to the single Market of its
+seed fed the same pools and metered energy (every plan and outcome array, every round scalar,
+the stakers table), and unsupported configurations are refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lastwatt.config import Config
+from lastwatt.model.allocation import water_fill
+from lastwatt.model.market import Market
+from lastwatt.model.oracle import oracle_allocation
+from lastwatt.model.replica_support import unsupported
+from lastwatt.model.replicas import ReplicaMarket
+from lastwatt.model.rowwise import oracle_rows, water_fill_rows
+from lastwatt.rng import streams
+
+SEEDS = [7, 8, 9, 1234]
+ROUNDS = 60
+
+BUSY_WORLD = {
+    "businesses.qualities": [9.0 - i for i in range(20)],
+    "adversaries.collusion.share": 0.15,
+    "adversaries.collusion.business": 17,
+    "world.quality_drift_sd": 0.3,
+    "world.jumps": [{"round": 20, "business": 0, "quality": -8.0}],
+    "world.endowment": "pareto",
+    "world.rating_shared_sd": 3.0,
+    "mechanism.stake_weighting": "quadratic",
+    "mechanism.oracle_respects_active_set": True,
+    "population.policies": {"softmax": 0.5, "herding": 0.2, "loyal": 0.1, "greedy": 0.2},
+    "population.abstain_by_policy": {"herding": 0.2},
+    "population.temperature": 0.1,  # large values / T: the softmax guard path
+}
+
+
+def _pools(rounds: int, seeds: list[int]) -> np.ndarray:
+    """(rounds, R) pools, different per replica, with nights (zero pools) and round 0 dark
+    for some replicas; large enough in the day that caps bind."""
+    rng = np.random.default_rng(99)
+    pools = rng.uniform(5_000.0, 90_000.0, size=(rounds, len(seeds)))
+    pools[rng.random(pools.shape) < 0.3] = 0.0
+    pools[0, ::2] = 0.0
+    pools[5:9, 1] = 0.0  # consecutive idle rounds: the kept selection
+    return pools
+
+
+def _metered(planned: np.ndarray, r: int, k: int) -> np.ndarray:
+    """What the meters report: the plan with a deterministic shortfall, one business dark."""
+    metered = planned * (0.9 + 0.01 * (np.arange(planned.shape[-1]) % 7))
+    metered[(r + k) % planned.shape[-1]] = 0.0
+    return metered
+
+
+def _same(a: object, b: object, what: str) -> None:
+    a_arr, b_arr = np.asarray(a), np.asarray(b)
+    assert a_arr.dtype == b_arr.dtype and a_arr.tobytes() == b_arr.tobytes(), what
+
+
+@pytest.mark.parametrize("overrides", [{}, BUSY_WORLD], ids=["default", "busy_world"])
+def test_replica_k_is_bit_identical_to_the_single_run_of_its_seed(overrides: dict) -> None:
+    cfg = Config().with_overrides(**overrides)
+    batch = ReplicaMarket(cfg, SEEDS)
+    singles = [Market(cfg, streams(seed)) for seed in SEEDS]
+    pools = _pools(ROUNDS, SEEDS)
+    for k in range(ROUNDS):
+        plan = batch.plan(k, pools[k], 3600.0)
+        metered = np.stack([_metered(plan.planned_wh[r], r, k) for r in range(len(SEEDS))])
+        outcome = batch.settle(plan, metered)
+        for r, market in enumerate(singles):
+            one = market.plan(k, float(pools[k, r]), 3600.0)
+            mine = plan.replica(r)
+            for field in ("stake_tokens", "selected", "planned_wh", "cap_wh"):
+                _same(getattr(mine, field), getattr(one, field), f"round {k} r {r} {field}")
+            assert mine.selected_idx == one.selected_idx, f"round {k} r {r}"
+            _same(mine.unplaced_wh, one.unplaced_wh, f"round {k} r {r} unplaced")
+            _same(mine.participation, one.participation, f"round {k} r {r} participation")
+            out = market.settle(one, metered[r])
+            for field in ("performance", "result", "revenue_tokens", "reward_tokens",
+                          "slashed_tokens"):
+                _same(getattr(outcome, field)[r], getattr(out, field), f"round {k} {field}")
+            for name, value in out.scalars.items():
+                _same(outcome.scalars[name][r], value, f"round {k} r {r} {name}")
+            for name, value in out.policy.items():
+                _same(outcome.policy[name][r], value, f"round {k} r {r} policy {name}")
+    for r, market in enumerate(singles):
+        pd.testing.assert_frame_equal(batch.stakers_table(r), market.stakers_table(),
+                                      check_exact=True)
+
+
+def test_a_batch_of_one_seed_is_its_single_run() -> None:
+    cfg = Config().with_overrides(**{"population.households": 50})
+    batch, market = ReplicaMarket(cfg, [5]), Market(cfg, streams(5))
+    for k in range(20):
+        plan, one = batch.plan(k, np.array([40_000.0]), 3600.0), market.plan(k, 40_000.0, 3600.0)
+        out = market.settle(one, one.planned_wh)
+        mine = batch.settle(plan, plan.planned_wh)
+        _same(mine.scalars["total_result"][0], out.scalars["total_result"], f"round {k}")
+    pd.testing.assert_frame_equal(batch.stakers_table(0), market.stakers_table(),
+                                  check_exact=True)
+
+
+def test_row_kernels_equal_the_one_dimensional_code_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    rows, n = 600, 20
+    open_share = rng.integers(0, n + 1, size=rows) / n
+    weight = rng.random((rows, n)) * rng.choice([1e-3, 1.0, 1e4], size=(rows, n))
+    weight[rng.random((rows, n)) >= open_share[:, None]] = 0.0
+    cap = rng.random((rows, n)) * 1e4
+    pool = rng.random(rows) * rng.choice([0.0, 1e3, 3e4, 2e5], size=rows)
+    energy, unplaced = water_fill_rows(pool, weight, cap)
+    expected = [water_fill(pool[r], weight[r], cap[r]) for r in range(rows)]
+    assert energy.tobytes() == np.array([e for e, _ in expected]).tobytes()
+    assert unplaced.tobytes() == np.array([u for _, u in expected]).tobytes()
+    performance = rng.standard_normal((rows, n)) * 5
+    for active in (None, 5):
+        oracle = [oracle_allocation(pool[r], cap[r], performance[r], None, active)
+                  for r in range(rows)]
+        assert oracle_rows(pool, cap, performance, active).tobytes() == np.array(oracle).tobytes()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"population.policies": {"softmax": 0.5, "random": 0.5}}, "population.policies: random"),
+        ({"population.consideration_set": 5}, "population.consideration_set"),
+        ({"mechanism.unbonding_rounds": 2}, "mechanism.unbonding_rounds"),
+        ({"mechanism.inflation_rate": 0.01}, "mechanism.inflation_rate"),
+        ({"mechanism.surplus": "reserve"}, "mechanism.surplus"),
+    ],
+)
+def test_an_unsupported_setting_is_named_and_refused(overrides: dict, named: str) -> None:
+    cfg = Config().with_overrides(**overrides)
+    assert unsupported(cfg) == named
+    with pytest.raises(ValueError, match=named.split(":")[0]):
+        ReplicaMarket(cfg, [1, 2])
+
+
+def test_the_default_and_the_suite_scenarios_are_supported() -> None:
+    assert unsupported(Config()) is None
+    assert unsupported(Config().with_overrides(**BUSY_WORLD)) is None
