@@ -84,9 +84,11 @@ def _move_world(st: ReplicaState, cfg: Config, round_index: int) -> None:
 def _random_choice(st: ReplicaState, count: int) -> np.ndarray:
     """The random baseline's businesses (R, N) bool: each replica's permutation, every round."""
     n = st.quality.shape[1]
-    chosen = np.zeros(st.quality.shape, dtype=bool)
+    perm = np.empty(st.quality.shape, dtype=np.intp)
     for r, streams in enumerate(st.streams):
-        chosen[r, streams.baselines.permutation(n)[:count]] = True
+        perm[r] = streams.baselines.permutation(n)
+    chosen = np.zeros(st.quality.shape, dtype=bool)
+    np.put_along_axis(chosen, perm[:, :count], True, axis=1)
     return chosen
 
 
@@ -187,9 +189,8 @@ def _publish(st: ReplicaState, plan: ReplicaPlan, metered: np.ndarray,
     st.news = np.where(observed, keep * st.news + lr * performance, st.news)
     st.decay = np.where(observed, st.decay * keep, st.decay)
     st.observations += observed
-    changed = observed.any(axis=1)
-    if changed.any():
-        st.refresh(changed)
+    if observed.any():
+        st.refresh(observed.any(axis=1), observed)
     st.last_result = np.where(settled[:, None], result, st.last_result)
 
 

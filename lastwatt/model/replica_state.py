@@ -13,6 +13,8 @@ from lastwatt.model.market import Market
 from lastwatt.model.rowwise import BlockSumsRows
 from lastwatt.rng import Streams
 
+SOFTMAX_CHUNK = 16  # replicas per pass: (16, N, S) float32 weights stay in cache at the seed's size
+
 
 def _rows(mask: np.ndarray) -> Any:
     """An index for the rows of ``mask``: a plain slice when it is every row (no copies)."""
@@ -94,8 +96,16 @@ class ReplicaState:
         """Each replica's caps for ``round_s`` (RoundCaps computes each once)."""
         return np.stack([caps(round_s) for caps in self.cap_fns])
 
-    def refresh(self, rows: np.ndarray) -> None:
-        """``Consideration._refresh_every_business`` for ``rows``: decay * noise + base."""
+    def refresh(self, rows: np.ndarray, changed: np.ndarray | None = None) -> None:
+        """``Consideration._refresh_every_business`` for ``rows``: decay * noise + base.
+        ``changed`` (R, N): only those businesses' values (the others' inputs are unchanged,
+        so the formula would give their values again)."""
+        if changed is not None:
+            base = (self.decay[changed] * self.rating[changed] + self.news[changed])
+            value = self.decay[changed].astype(np.float32)[:, None] * self.noise[changed]
+            value += base.astype(np.float32)[:, None]
+            self.value[changed] = value
+            return
         at = _rows(rows)
         base = (self.decay[at] * self.rating[at] + self.news[at]).astype(np.float32)
         value = np.multiply(self.decay[at].astype(np.float32)[:, :, None], self.noise[at])
@@ -136,34 +146,51 @@ class ReplicaState:
             if name == "softmax":
                 wish[:, block] = self._softmax(values[:, :, block], soft_uniform,
                                                self.value_bound[at])
-            elif name == "herding":
+            elif name == "herding":  # the last active set's top business, once there is one
                 target = self.herd_target[at]
-                greedy = values[:, :, block].argmax(axis=1)
-                wish[:, block] = np.where(target[:, None] >= 0, target[:, None], greedy)
+                wish[:, block] = target[:, None]
+                lost = np.flatnonzero(target < 0)
+                if lost.size:
+                    wish[lost, block] = values[lost][:, :, block].argmax(axis=1)
             elif name == "greedy":
                 wish[:, block] = values[:, :, block].argmax(axis=1)
-            elif name == "loyal":
+            elif name == "loyal":  # greedy on their first decision, then never again
                 first = ~self.has_choice[at][:, block] & self.loyal_pending[at][:, None]
                 self.loyal_pending[at] = self.loyal_pending[at] & first.any(axis=1)
-                greedy = values[:, :, block].argmax(axis=1)
-                wish[:, block] = np.where(first, greedy, wish[:, block])
+                rows = np.flatnonzero(first.any(axis=1))
+                if rows.size:
+                    greedy = values[rows][:, :, block].argmax(axis=1)
+                    wish[rows, block] = np.where(first[rows], greedy, wish[rows, block])
         return wish
 
     def _softmax(self, values: np.ndarray, uniform: np.ndarray, bound: np.ndarray) -> np.ndarray:
-        """``agents.logit_weights`` + ``cumulative_rows`` + ``draw_rows`` per replica; the
-        max-subtracting guard only in replicas whose ``value_bound`` needs it, as there."""
+        """``agents.logit_weights`` + ``cumulative_rows`` + ``draw_rows`` per replica, a few
+        replicas at a time so that the weights stay in cache between the passes."""
+        rows = np.empty((values.shape[0], values.shape[2]), dtype=np.intp)
+        for start in range(0, len(values), SOFTMAX_CHUNK):
+            part = slice(start, start + SOFTMAX_CHUNK)
+            rows[part] = self._softmax_chunk(values[part], uniform[part], bound[part])
+        return rows
+
+    def _softmax_chunk(self, values: np.ndarray, uniform: np.ndarray,
+                       bound: np.ndarray) -> np.ndarray:
+        """The max-subtracting guard only in replicas whose ``value_bound`` needs it."""
         temperature = self.cfg.population.temperature
-        weights = np.array(values, dtype=np.float32)
         guard = bound / temperature > 60
-        if guard.any():
-            weights[guard] -= weights[guard].max(axis=1, keepdims=True)
-        if temperature != 1:
-            weights *= np.float32(1.0 / temperature)
-        np.exp(weights, out=weights)
-        np.cumsum(weights, axis=1, out=weights)
+        if temperature == 1 and not guard.any():
+            weights = np.exp(values)  # = copy, then exp in place: the same bits
+        else:
+            weights = np.array(values, dtype=np.float32)
+            if guard.any():
+                weights[guard] -= weights[guard].max(axis=1, keepdims=True)
+            if temperature != 1:
+                weights *= np.float32(1.0 / temperature)
+            np.exp(weights, out=weights)
+        for j in range(1, weights.shape[1]):  # running sums down the candidates, in order
+            np.add(weights[:, j - 1], weights[:, j], out=weights[:, j])
         below = weights[:, :-1] <= uniform[:, None, :] * weights[:, -1:]
         if below.shape[1] < 128:
-            return below.view(np.int8).sum(axis=1, dtype=np.int8).astype(np.intp)
+            return below.view(np.int8).sum(axis=1, dtype=np.int8)
         return below.sum(axis=1)
 
     # ---- step 4 --------------------------------------------------------------------------

@@ -22,18 +22,17 @@ def packed(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def masked_sums(values: np.ndarray, mask: np.ndarray, sequential: np.ndarray) -> np.ndarray:
     """Per row, the sum of ``values[mask]``: in index order where ``sequential`` (Python's
     ``sum`` of floats), else numpy's pairwise order over the compressed values (``a[m].sum()``).
-    Rows of one count go through one numpy row sum, whose order is the 1-D sum's."""
-    vals, counts = packed(values, mask)
-    out = np.zeros(len(values))
-    if sequential.any():
-        acc = np.zeros(int(sequential.sum()))
-        for j in range(int(counts[sequential].max(initial=0))):
-            acc += vals[sequential, j]  # zeros past a row's count add nothing
-        out[sequential] = acc
-    rest = ~sequential
-    for n in np.unique(counts[rest]):
-        rows = rest & (counts == n)
-        out[rows] = vals[rows, :n].sum(axis=1)
+    A running sum is sequential (zeros add nothing), and numpy's pairwise sum of fewer than 8
+    values is too; rows of one larger count go through one numpy row sum, the 1-D sum's order."""
+    masked = np.where(mask, values, 0.0)
+    out = np.cumsum(masked, axis=1)[:, -1]
+    pairwise = ~sequential & (mask.sum(axis=1) >= 8)
+    if pairwise.any():
+        vals, counts = packed(masked[pairwise], mask[pairwise])
+        sums = np.empty(len(vals))
+        for n in np.unique(counts):
+            sums[counts == n] = vals[counts == n, :n].sum(axis=1)
+        out[pairwise] = sums
     return out
 
 

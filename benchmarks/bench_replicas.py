@@ -1,0 +1,77 @@
+"""Throughput of the replica axis: ``ReplicaMarket`` (R seeds at once) against one ``Market``
+per seed, at the default village (320 stakers x 20 businesses, I = 5).
+
+Every round has business energy (the pool the active set can absorb, as
+``bench_model.py``), metered energy = plan. Prints seed-rounds per second (wall clock) and the
+CPU time per seed-round; the issue 11 target is >= 100,000 seed-rounds/s at 1,000 seeds.
+Check ``uptime``: the figures move with the machine's load.
+
+    python benchmarks/bench_replicas.py [--replicas 1000] [--rounds 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from lastwatt.config import Config
+from lastwatt.model.market import Market
+from lastwatt.model.replicas import ReplicaMarket
+from lastwatt.rng import streams
+
+
+def bench_batch(cfg: Config, replicas: int, rounds: int) -> dict:
+    t0 = time.perf_counter()
+    batch = ReplicaMarket(cfg, [cfg.seed + j for j in range(replicas)])
+    setup_s = time.perf_counter() - t0
+    pool = np.full(replicas, 0.8 * cfg.businesses.active_set * 9_500.0)
+    for r in range(3):  # warm-up
+        plan = batch.plan(r, pool, 3600.0)
+        batch.settle(plan, plan.planned_wh)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for r in range(3, 3 + rounds):
+        plan = batch.plan(r, pool, 3600.0)
+        out = batch.settle(plan, plan.planned_wh)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {"setup_s": setup_s, "wall_s": wall, "cpu_s": cpu,
+            "efficiency": float(np.mean(out.scalars["efficiency"]))}
+
+
+def bench_single(cfg: Config, rounds: int) -> dict:
+    market = Market(cfg, streams(cfg.seed))
+    pool = 0.8 * cfg.businesses.active_set * 9_500.0
+    for r in range(3):
+        plan = market.plan(r, pool, 3600.0)
+        market.settle(plan, plan.planned_wh)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for r in range(3, 3 + rounds):
+        plan = market.plan(r, pool, 3600.0)
+        market.settle(plan, plan.planned_wh)
+    return {"wall_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=50)
+    args = parser.parse_args()
+    cfg = Config()
+    single = bench_single(cfg, 20 * args.rounds)
+    n_single = 20 * args.rounds
+    print(f"{'how':>22} {'setup s':>8} {'seed-rounds/s':>14} {'cpu us/seed-round':>18}")
+    print(f"{'one Market per seed':>22} {'':>8} {n_single / single['wall_s']:14,.0f} "
+          f"{1e6 * single['cpu_s'] / n_single:18.1f}")
+    r = bench_batch(cfg, args.replicas, args.rounds)
+    n = args.replicas * args.rounds
+    print(f"{f'ReplicaMarket R={args.replicas}':>22} {r['setup_s']:8.2f} "
+          f"{n / r['wall_s']:14,.0f} {1e6 * r['cpu_s'] / n:18.1f}   "
+          f"(mean efficiency {r['efficiency']:.3f})")
+
+
+if __name__ == "__main__":
+    # a benchmark that silently computes NaNs measures nothing; float32 underflow of the
+    # belief decay is issue 11's separate fix (the batch repeats the single run's arithmetic)
+    np.seterr(all="raise", under="ignore")
+    main()
