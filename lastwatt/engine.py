@@ -156,10 +156,16 @@ class Engine:
                 self.devices.business, weights=self._device_metered_wh(),
                 minlength=self.market.n_businesses,
             )
-            outcome = self.market.settle(plan, metered_wh)
+            outcome = yield from self._settled(plan, metered_wh)
             self.record(self._result(k, t0, plan, outcome, metered_wh, lag))
 
     # -- steps -----------------------------------------------------------------------------
+    def _settled(self, plan: Plan, metered_wh: np.ndarray):
+        """The market's outcome of the round. A generator: an engine of a replica batch
+        (:mod:`lastwatt.replica_run`) waits here for the other replicas' meters."""
+        return self.market.settle(plan, metered_wh)
+        yield  # unreachable: makes this a generator
+
     def _measure_lag(self, k: int) -> float:
         lag = self.clock.lag_s()
         self.max_lag_s = max(self.max_lag_s, lag)
