@@ -10,6 +10,7 @@ folder under ``<out>/runs``; :mod:`lastwatt.experiment_report` writes the Markdo
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from pydantic import Field
 from lastwatt.config import Config, load_config
 from lastwatt.config.base import Section, read_toml, validate
 from lastwatt.errors import ConfigError, InputError
+from lastwatt.replica_run import batchable, run_replicas
 from lastwatt.simulation import run_simulation
-from lastwatt.sweep import map_runs, summary_row
+from lastwatt.sweep import map_runs, seed_groups, summary_row
 
 Overrides = dict[str, Any]
 
@@ -88,6 +90,21 @@ def run_point(cfg: Config, point: Overrides, seed: int, runs_dir: str) -> dict[s
     return row
 
 
+def run_points(cfg: Config, point: Overrides, seeds: list[int],
+               runs_dir: str) -> list[dict[str, Any]]:
+    """:func:`run_point` for ``seeds``: one replica batch when the point's config allows it
+    (docs/replicas.md; the same run folders and rows), else one run per seed."""
+    point_cfg = cfg.with_overrides(**point)
+    if len(seeds) < 2 or not batchable(point_cfg):
+        return [run_point(cfg, point, seed, runs_dir) for seed in seeds]
+    rows = []
+    for seed, out in zip(seeds, run_replicas(point_cfg, seeds, Path(runs_dir)), strict=True):
+        row = summary_row(point_cfg.with_overrides(seed=seed), {}, out)
+        row["run_dir"] = str(Path(out.run_dir).relative_to(runs_dir)) if out.run_dir else ""
+        rows.append(row)
+    return rows
+
+
 def run_suite(path: Path, out: Path, workers: int | None = None,
               dask_address: str | None = None) -> tuple[pd.DataFrame, Path]:
     """Run every scenario x mechanism x seed; write ``<out>/runs.csv`` and the report."""
@@ -102,12 +119,15 @@ def run_suite(path: Path, out: Path, workers: int | None = None,
         raise InputError(f"--out {out}", f"cannot create the folder: {err.strerror}") from None
     t0 = time.perf_counter()
     tasks, labels = [], []
-    for scenario, mechanism, point in suite_points(suite):
-        for j in range(suite.seeds):
-            tasks.append((cfg, point, suite.seed + j, str(runs_dir.resolve())))
-            labels.append((scenario, mechanism))
-    rows = map_runs(run_point, tasks, workers, dask_address, label="experiment")
-    runs = pd.DataFrame(rows)
+    points = suite_points(suite)
+    groups = -(-(workers or os.cpu_count() or 1) // len(points))  # keep the workers busy
+    seeds = [suite.seed + j for j in range(suite.seeds)]
+    for scenario, mechanism, point in points:
+        for group in seed_groups(cfg, point, seeds, groups):  # replica batches where possible
+            tasks.append((cfg, point, group, str(runs_dir.resolve())))
+            labels += [(scenario, mechanism)] * len(group)
+    batches = map_runs(run_points, tasks, workers, dask_address, label="experiment")
+    runs = pd.DataFrame([row for rows in batches for row in rows])
     runs.insert(0, "mechanism", [m for _, m in labels])
     runs.insert(0, "scenario", [s for s, _ in labels])
     runs.to_csv(out / "runs.csv", index=False)

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError, InputError
+from lastwatt.replica_run import batchable, run_replicas
 from lastwatt.simulation import RunOutput, run_simulation
 from lastwatt.summary import RESULT_COLUMNS, efficiency_interval, top_quality_share
 
@@ -93,6 +94,26 @@ def run_row(cfg: Config, point: dict[str, Any], seed: int) -> dict[str, Any]:
     """One run, headless and in memory: the summary row (tables stay in the worker)."""
     run_cfg = cfg.with_overrides(**point, seed=seed)
     return summary_row(run_cfg, point, run_simulation(run_cfg, out_dir=None))
+
+
+def run_rows(cfg: Config, point: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]:
+    """The rows of ``seeds`` at one grid point: one replica batch when the point's config
+    allows it (docs/replicas.md; the same rows as one run per seed), else one run per seed."""
+    point_cfg = cfg.with_overrides(**point)
+    if len(seeds) < 2 or not batchable(point_cfg):
+        return [run_row(cfg, point, seed) for seed in seeds]
+    outs = run_replicas(point_cfg, seeds)
+    return [summary_row(point_cfg.with_overrides(seed=seed), point, out)
+            for seed, out in zip(seeds, outs, strict=True)]
+
+
+def seed_groups(cfg: Config, point: dict[str, Any], seeds: list[int],
+                groups: int) -> list[list[int]]:
+    """``seeds`` in at most ``groups`` batches when the point batches, else one by one."""
+    if not batchable(cfg.with_overrides(**point)):
+        return [[seed] for seed in seeds]
+    size = -(-len(seeds) // max(1, min(groups, len(seeds))))
+    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
 
 
 def summary_row(run_cfg: Config, point: dict[str, Any], out: RunOutput) -> dict[str, Any]:
@@ -202,9 +223,12 @@ def run_sweep(cfg: Config, grid: dict[str, list], seeds: int, workers: int | Non
         except ConfigError as err:
             raise InputError("--param", f"grid point {point}: {err}",
                              "drop the combination's values from the grid") from None
-    tasks = [(cfg, point, cfg.seed + j) for point in points for j in range(seeds)]
-    rows = map_runs(run_row, tasks, workers, dask_address, label="runs")
-    runs = pd.DataFrame(rows)
+    # the seeds of a grid point run as replica batches; enough batches to keep workers busy
+    groups = -(-(workers or os.cpu_count() or 1) // len(points))
+    tasks = [(cfg, point, group) for point in points
+             for group in seed_groups(cfg, point, [cfg.seed + j for j in range(seeds)], groups)]
+    batches = map_runs(run_rows, tasks, workers, dask_address, label="batches")
+    runs = pd.DataFrame([row for rows in batches for row in rows])
     return runs, summarise_points(runs, list(grid))
 
 

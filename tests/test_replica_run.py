@@ -36,5 +36,5 @@ def test_each_replica_writes_the_table_files_of_its_single_run(tmp_path: Path,
 def test_an_unbatchable_config_is_refused_by_name() -> None:
     cfg = Config().with_overrides(**{"mechanism.unbonding_rounds": 2})
     assert not batchable(cfg)
-    with pytest.raises(ValueError, match="mechanism.unbonding_rounds"):
+    with pytest.raises(ValueError, match=r"mechanism\.unbonding_rounds"):
         run_replicas(cfg, [1, 2])
