@@ -71,6 +71,8 @@ class ReplicaState:
         self.ucb_t = np.zeros(r, dtype=np.int64)
         self.previous: np.ndarray | None = None  # (R, N) bool selected of the last round
         self.value = np.empty_like(self.noise)
+        self.soft_weights: np.ndarray | None = None  # (R, N, S_softmax) logit weights
+        self.soft_stale = np.ones((r, n), dtype=bool)  # businesses whose weights are stale
         self.refresh(np.ones(r, dtype=bool))
         self.policy_codes = np.repeat(np.arange(p), [b.stop - b.start for _, b in self.blocks])
 
@@ -105,12 +107,14 @@ class ReplicaState:
             value = self.decay[changed].astype(np.float32)[:, None] * self.noise[changed]
             value += base.astype(np.float32)[:, None]
             self.value[changed] = value
+            self.soft_stale |= changed
             return
         at = _rows(rows)
         base = (self.decay[at] * self.rating[at] + self.news[at]).astype(np.float32)
         value = np.multiply(self.decay[at].astype(np.float32)[:, :, None], self.noise[at])
         value += base[:, :, None]
         self.value[at] = value
+        self.soft_stale[at] = True
 
     # ---- step 3 --------------------------------------------------------------------------
     def decide_and_bond(self, deciding_rows: np.ndarray) -> None:
@@ -144,8 +148,7 @@ class ReplicaState:
         values = self.value[at]
         for name, block in self.blocks:
             if name == "softmax":
-                wish[:, block] = self._softmax(values[:, :, block], soft_uniform,
-                                               self.value_bound[at])
+                wish[:, block] = self._softmax(at, block, soft_uniform)
             elif name == "herding":  # the last active set's top business, once there is one
                 target = self.herd_target[at]
                 wish[:, block] = target[:, None]
@@ -163,35 +166,43 @@ class ReplicaState:
                     wish[rows, block] = np.where(first[rows], greedy, wish[rows, block])
         return wish
 
-    def _softmax(self, values: np.ndarray, uniform: np.ndarray, bound: np.ndarray) -> np.ndarray:
-        """``agents.logit_weights`` + ``cumulative_rows`` + ``draw_rows`` per replica, a few
-        replicas at a time so that the weights stay in cache between the passes."""
-        rows = np.empty((values.shape[0], values.shape[2]), dtype=np.intp)
-        for start in range(0, len(values), SOFTMAX_CHUNK):
+    def _softmax(self, at: Any, block: slice, uniform: np.ndarray) -> np.ndarray:
+        """``agents.logit_weights`` + ``cumulative_rows`` + ``draw_rows`` per replica. The
+        logit weights are kept between rounds and recomputed only for businesses whose values
+        changed (the same bits: the same formula on the same values), a few replicas at a time
+        so that the running sums stay in cache."""
+        temperature = self.cfg.population.temperature
+        if np.any(self.value_bound / temperature > 60):  # the guard: a max over candidates
+            weights = self._logit(self.value[at][:, :, block], self.value_bound[at])
+        else:
+            if self.soft_weights is None:
+                self.soft_weights = np.empty(self.value[:, :, block].shape, dtype=np.float32)
+            stale = np.zeros_like(self.soft_stale)  # of the deciding replicas only
+            stale[at] = self.soft_stale[at]
+            r, n = np.nonzero(stale)
+            self.soft_weights[r, n] = self._logit(self.value[r, n][:, None, block],
+                                                  self.value_bound[r])[:, 0]
+            self.soft_stale[r, n] = False
+            weights = self.soft_weights[at]
+        rows = np.empty((weights.shape[0], weights.shape[2]), dtype=np.intp)
+        for start in range(0, len(weights), SOFTMAX_CHUNK):
             part = slice(start, start + SOFTMAX_CHUNK)
-            rows[part] = self._softmax_chunk(values[part], uniform[part], bound[part])
+            rows[part] = _draw_rows(weights[part], uniform[part])
         return rows
 
-    def _softmax_chunk(self, values: np.ndarray, uniform: np.ndarray,
-                       bound: np.ndarray) -> np.ndarray:
-        """The max-subtracting guard only in replicas whose ``value_bound`` needs it."""
+    def _logit(self, values: np.ndarray, bound: np.ndarray) -> np.ndarray:
+        """``agents.logit_weights`` per replica (rows, c, S): the max-subtracting guard only
+        in replicas whose ``value_bound`` needs it, as there."""
         temperature = self.cfg.population.temperature
         guard = bound / temperature > 60
         if temperature == 1 and not guard.any():
-            weights = np.exp(values)  # = copy, then exp in place: the same bits
-        else:
-            weights = np.array(values, dtype=np.float32)
-            if guard.any():
-                weights[guard] -= weights[guard].max(axis=1, keepdims=True)
-            if temperature != 1:
-                weights *= np.float32(1.0 / temperature)
-            np.exp(weights, out=weights)
-        for j in range(1, weights.shape[1]):  # running sums down the candidates, in order
-            np.add(weights[:, j - 1], weights[:, j], out=weights[:, j])
-        below = weights[:, :-1] <= uniform[:, None, :] * weights[:, -1:]
-        if below.shape[1] < 128:
-            return below.view(np.int8).sum(axis=1, dtype=np.int8)
-        return below.sum(axis=1)
+            return np.exp(values)  # = copy, then exp in place: the same bits
+        weights = np.array(values, dtype=np.float32)
+        if guard.any():
+            weights[guard] -= weights[guard].max(axis=1, keepdims=True)
+        if temperature != 1:
+            weights *= np.float32(1.0 / temperature)
+        return np.exp(weights, out=weights)
 
     # ---- step 4 --------------------------------------------------------------------------
     def stake_and_select(self, idle: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,3 +251,15 @@ class ReplicaState:
         order = np.take_along_axis(perm, rank, axis=1)
         n_selected = np.minimum(eligible.sum(axis=1), self.cfg.businesses.active_set)
         return order, n_selected
+
+
+def _draw_rows(weights: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """``agents.cumulative_rows`` + ``draw_rows`` per replica, on a copy of ``weights``."""
+    cumulative = np.empty_like(weights)
+    cumulative[:, 0] = weights[:, 0]
+    for j in range(1, weights.shape[1]):  # running sums down the candidates, in order
+        np.add(cumulative[:, j - 1], weights[:, j], out=cumulative[:, j])
+    below = cumulative[:, :-1] <= uniform[:, None, :] * cumulative[:, -1:]
+    if below.shape[1] < 128:
+        return below.view(np.int8).sum(axis=1, dtype=np.int8)
+    return below.sum(axis=1)
