@@ -9,7 +9,10 @@ from typing import Any
 from lastwatt.config import Config
 
 SUPPORTED_POLICIES = frozenset({"softmax", "herding", "loyal", "greedy"})
-MODEL_SECTIONS = ("population", "businesses", "mechanism", "world", "adversaries")
+# what each replica's own run handles with the single run's code; every other section (a new
+# one too) must be at its defaults or whitelisted in FREE
+RUN_SECTIONS = frozenset({"seed", "rounds", "site", "scenario", "time", "container", "weather",
+                          "demand", "devices", "output", "mqtt", "influx"})
 # settings the batch follows whatever their value (the rest below are checked by value)
 FREE = frozenset({
     "population.households", "population.tokens_per_household", "population.policies",
@@ -39,6 +42,10 @@ def _flat(prefix: str, node: Any) -> dict[str, Any]:
     return out
 
 
+def _dump(value: Any) -> Any:
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
 def unsupported(cfg: Config) -> str | None:
     """The first setting a replica batch does not handle yet (None: the batch runs ``cfg``)."""
     pop, mech = cfg.population, cfg.mechanism
@@ -56,9 +63,9 @@ def unsupported(cfg: Config) -> str | None:
         if bad:
             return name
     default = Config()
-    for section in MODEL_SECTIONS:
-        now = _flat(section, getattr(cfg, section).model_dump(mode="json"))
-        base = _flat(section, getattr(default, section).model_dump(mode="json"))
+    for section in sorted(set(Config.model_fields) - RUN_SECTIONS):
+        now = _flat(section, _dump(getattr(cfg, section)))
+        base = _flat(section, _dump(getattr(default, section)))
         for name, value in now.items():
             if name not in FREE and value != base.get(name):
                 return name

@@ -141,3 +141,14 @@ def test_an_unsupported_setting_is_named_and_refused(overrides: dict, named: str
 def test_the_default_and_the_suite_scenarios_are_supported() -> None:
     assert unsupported(Config()) is None
     assert unsupported(Config().with_overrides(**BUSY_WORLD)) is None
+
+
+def test_a_model_setting_off_its_default_and_not_whitelisted_is_refused(monkeypatch) -> None:
+    # a feature the batch does not know (here: drift, taken off the whitelist) must not be
+    # silently ignored
+    from lastwatt.model import replica_support
+
+    monkeypatch.setattr(replica_support, "FREE", replica_support.FREE - {"world.quality_drift_sd"})
+    assert unsupported(Config().with_overrides(**{"world.quality_drift_sd": 0.1})) == (
+        "world.quality_drift_sd")
+    assert unsupported(Config()) is None
