@@ -1,5 +1,5 @@
 """Headless runs of many seeds of one config at once: one :class:`ReplicaMarket`, one engine and
-mock devices per seed, all in one SimPy environment (docs/replicas.md).
+headless devices per seed, all in one SimPy environment (docs/replicas.md).
 
 Every replica's weather, demand, split, devices and recorders are its single run's
 (:func:`lastwatt.simulation.run_simulation`); only the market is shared. Round k is planned for
@@ -29,7 +29,7 @@ from lastwatt.model.replicas import ReplicaMarket
 from lastwatt.model.split import split_energy
 from lastwatt.result import RunMeta
 from lastwatt.rng import streams
-from lastwatt.simulation import RunOutput, mock_transport, run_id_of
+from lastwatt.simulation import RunOutput, headless_transport, run_id_of
 from lastwatt.site import site
 from lastwatt.storage.files import FileRecorder, prepare_run_dir
 from lastwatt.summary import summarise
@@ -85,7 +85,7 @@ class _ReplicaView:
              available: np.ndarray | None = None,
              draw_factor: np.ndarray | None = None) -> Plan:
         if available is not None and not np.all(available):
-            raise RuntimeError("a replica batch runs mock devices, which are always online")
+            raise RuntimeError("a replica batch runs in-process devices, which are always online")
         if business_pool_wh != self.batch.pools[self.r, round_index]:
             raise RuntimeError("a replica's pool differs from its precomputed split")
         self.batch.plan_round(round_index, round_s, draw_factor)
@@ -130,7 +130,7 @@ class _Replica:
         cfg, devices = self.cfg, self.site.devices
         clock = Clock(env, cfg.time.start.timestamp(), False, cfg.time.speed)
         load = business_load_factor(cfg)
-        transport = mock_transport(cfg, env, clock, devices, self.rs.devices, load)
+        transport = headless_transport(cfg, env, clock, devices, self.rs.devices, load, False)
         self.files = FileRecorder(self.run_dir, cfg.output.format)
         meta = RunMeta(self.run_id, cfg.site, cfg.scenario, cfg.seed, view.business_names,
                        view.policy_names, devices.dialects, cfg.model_dump(mode="json"))
@@ -164,7 +164,7 @@ class _Replica:
 def run_replicas(cfg: Config, seeds: Sequence[int],
                  out_dir: Path | None = None) -> list[RunOutput]:
     """``run_simulation(cfg.with_overrides(seed=s), out_dir)`` for every seed, as one batch
-    (headless, mock devices; ``batchable(cfg)`` must hold). Wall time is shared evenly."""
+    (headless, in-process devices; ``batchable(cfg)`` must hold). Wall time is shared evenly."""
     if not batchable(cfg):
         raise ValueError(f"not batchable: {unsupported(cfg) or 'time.realtime'}")
     wall0 = time.perf_counter()

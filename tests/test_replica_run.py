@@ -16,8 +16,9 @@ TABLES = ("rounds.parquet", "businesses.parquet", "policies.parquet", "devices.p
 
 
 @pytest.mark.parametrize("overrides", [{}, {"world.quality_drift_sd": 0.2,
-                                            "adversaries.collusion.share": 0.1}],
-                         ids=["default", "drift_colluders"])
+                                            "adversaries.collusion.share": 0.1},
+                                       {"output.meter_readings": True}],
+                         ids=["default", "drift_colluders", "per_minute_devices"])
 def test_each_replica_writes_the_table_files_of_its_single_run(tmp_path: Path,
                                                                 overrides: dict) -> None:
     cfg = Config().with_overrides(rounds=60, **overrides)  # nights and days
