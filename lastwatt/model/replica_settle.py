@@ -224,6 +224,9 @@ def _scalars(st: ReplicaState, plan: ReplicaPlan, result: np.ndarray,
         "participation": plan.participation, "token_supply": supply,
         "bonded_tokens": plan.stake_tokens.sum(axis=1), "stake_gini": gini_rows(st.wealth, supply),
         "turnover": _turnover(plan.selected, st.previous), "adversary_capture": capture,
+        # no Sybil, no entrants: the batch refuses world.presence and adversaries.sybil
+        "sybil_capture": np.full(len(result), np.nan),
+        "entrant_capture": np.full(len(result), np.nan),
     }
     st.previous = plan.selected
     return scalars

@@ -91,7 +91,7 @@ class ReplicaState:
             _stack(markets, lambda m: m._consideration.noise),
             _stack(markets, lambda m: m._consideration.value_bound),
             _stack(markets, lambda m: m._ledger.wealth),
-            m0._abstain_threshold, m0._colluders, m0._collusion_target,
+            m0._abstain_threshold, m0._adversaries.colluders, m0._adversaries.collusion_target,
         )
 
     def caps(self, round_s: float) -> np.ndarray:

@@ -129,6 +129,8 @@ def test_row_kernels_equal_the_one_dimensional_code_bit_for_bit() -> None:
         ({"mechanism.unbonding_rounds": 2}, "mechanism.unbonding_rounds"),
         ({"mechanism.inflation_rate": 0.01}, "mechanism.inflation_rate"),
         ({"mechanism.surplus": "reserve"}, "mechanism.surplus"),
+        ({"adversaries.sybil.supply_share": 0.2}, "adversaries.sybil.supply_share"),
+        ({"world.presence": [{"business": 3, "enters": 10}]}, "world.presence"),
     ],
 )
 def test_an_unsupported_setting_is_named_and_refused(overrides: dict, named: str) -> None:
