@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lastwatt.config import Config
-from lastwatt.model.market import BASELINES, IDLE_FIGURES, TOKEN_FLOWS
+from lastwatt.model.market import BASELINES, IDLE_FIGURES
 from lastwatt.model.performance import PERFORMANCE_MAX, PERFORMANCE_MIN
 from lastwatt.model.rowwise import dot_rows, gini_rows, oracle_rows, water_fill_rows
+from lastwatt.model.settlement import TOKEN_FLOWS
 from lastwatt.model.world import QUALITY_MAX, QUALITY_MIN
 
 if TYPE_CHECKING:
@@ -51,8 +52,7 @@ def settle(st: ReplicaState, cfg: Config, plan: ReplicaPlan,
     biz = _settle_businesses(cfg, plan, result, settled)
     gain, loss = _pay(st, biz["credit"] - biz["slash"], settled)
     figures = _benchmarks(st, cfg, plan, performance, chosen, settled)
-    flows = (biz["reward"].sum(axis=1), loss.sum(axis=1), np.zeros(len(result)))
-    for name, value in zip(TOKEN_FLOWS, flows, strict=True):
+    for name, value in _token_flows(biz, plan.stake_tokens).items():
         figures[name] = np.where(settled, value, IDLE_FIGURES[name])
     _publish(st, plan, metered, performance, result, settled)
     st.abstained += st.abstain
@@ -100,16 +100,27 @@ def _settle_businesses(cfg: Config, plan: ReplicaPlan, result: np.ndarray,
     revenue *= cfg.businesses.revenue_per_result
     stake, selected = plan.stake_tokens, plan.selected
     positive = result > 0
-    rewarded = selected & positive & (stake > 0) & settled[:, None]
+    at = settled[:, None]
+    rewarded = selected & positive & (stake > 0) & at
     reward = revenue * mech.reward_share
     reward *= rewarded
-    credit = np.divide(reward, stake, out=np.zeros(stake.shape), where=rewarded)
-    punished = selected & ~positive
-    if mech.slash_unselected:
-        punished |= ~selected
-    punished &= settled[:, None]
-    return {"revenue": revenue, "reward": reward, "credit": credit,
-            "slash": punished * mech.slash_fraction}
+    earned = reward + 0.0  # + minted + bribes: none in a batch (settlement.settle_businesses)
+    earned += 0.0
+    credit = np.divide(earned, stake, out=np.zeros(stake.shape), where=(stake > 0) & at)
+    slash = (selected & ~positive) * mech.slash_fraction  # settlement.slash_rates
+    if mech.slash_unselected > 0:
+        slash[~selected] = mech.slash_fraction * float(mech.slash_unselected)
+    slash[~settled] = 0.0
+    return {"revenue": revenue, "reward": reward, "credit": credit, "slash": slash}
+
+
+def _token_flows(biz: dict[str, np.ndarray], stake: np.ndarray) -> dict[str, np.ndarray]:
+    """``settlement.token_flows`` of the minted mode without bribes, per row."""
+    rewards = biz["reward"].sum(axis=1)
+    zero = np.zeros(len(rewards))
+    values = (rewards, (biz["slash"] * stake).sum(axis=1), zero, zero, zero + zero, zero,
+              zero + rewards)
+    return dict(zip(TOKEN_FLOWS, values, strict=True))
 
 
 def _pay(st: ReplicaState, net: np.ndarray,
@@ -227,6 +238,7 @@ def _scalars(st: ReplicaState, plan: ReplicaPlan, result: np.ndarray,
         # no Sybil, no entrants: the batch refuses world.presence and adversaries.sybil
         "sybil_capture": np.full(len(result), np.nan),
         "entrant_capture": np.full(len(result), np.nan),
+        "bribe_capture": np.full(len(result), np.nan),
     }
     st.previous = plan.selected
     return scalars

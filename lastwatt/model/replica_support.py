@@ -58,6 +58,7 @@ def unsupported(cfg: Config) -> str | None:
         "mechanism.unbonding_rounds": mech.unbonding_rounds > 0,
         "mechanism.inflation_rate": mech.inflation_rate > 0,
         "mechanism.surplus": mech.surplus != "selected",
+        "mechanism.stake_weighting": mech.stake_weighting == "conviction",
     }
     for name, bad in checks.items():
         if bad:

@@ -30,6 +30,7 @@ BUSY_WORLD = {
     "world.rating_shared_sd": 3.0,
     "mechanism.stake_weighting": "quadratic",
     "mechanism.oracle_respects_active_set": True,
+    "mechanism.slash_unselected": 0.5,  # scaled slashing of the unselected
     "population.policies": {"softmax": 0.5, "herding": 0.2, "loyal": 0.1, "greedy": 0.2},
     "population.abstain_by_policy": {"herding": 0.2},
     "population.temperature": 0.1,  # large values / T: the softmax guard path
@@ -131,6 +132,8 @@ def test_row_kernels_equal_the_one_dimensional_code_bit_for_bit() -> None:
         ({"mechanism.surplus": "reserve"}, "mechanism.surplus"),
         ({"adversaries.sybil.supply_share": 0.2}, "adversaries.sybil.supply_share"),
         ({"world.presence": [{"business": 3, "enters": 10}]}, "world.presence"),
+        ({"mechanism.stake_weighting": "conviction"}, "mechanism.stake_weighting"),
+        ({"mechanism.reward_mode": "revenue"}, "mechanism.reward_mode"),
     ],
 )
 def test_an_unsupported_setting_is_named_and_refused(overrides: dict, named: str) -> None:
