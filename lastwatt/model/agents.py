@@ -1,7 +1,8 @@
 """Step 3: staker policies, vectorised over a block of stakers.
 
 Each staker looks at a fixed *consideration set* of businesses (``population.consideration_set``
-drawn once per staker, 0 = all N) and holds a persistent personal rating noise for each of them.
+drawn once per staker, 0 = all N) and has a persistent personal rating noise for each of them
+(:mod:`lastwatt.model.rating_noise`: held in memory, or regenerated when needed).
 Its value of a candidate is its belief (:mod:`lastwatt.model.beliefs`). Arrays are laid out
 candidates-first, ``(c, S)``, so that every per-candidate step is a contiguous pass over
 stakers. The choice functions return *rows* ``(k, S)``: the candidates each staker picks, ``k``
@@ -19,8 +20,11 @@ import numpy as np
 from lastwatt.errors import ConfigError
 from lastwatt.model import fastpath
 from lastwatt.model.beliefs import PublicBeliefs
+from lastwatt.model.rating_noise import RatingNoise, noise_weight
 
-MAX_RATING_CELLS = 50_000_000  # stakers x candidates held in memory (about 20 bytes each)
+MAX_RATING_CELLS = 200_000_000  # stakers x candidates of cached values (4 to 12 bytes each)
+# above this, personal noise is regenerated, not held: the cells of a 64 MiB float32 array
+STORED_NOISE_CELLS = 1 << 24
 SMALL_BLOCK = 4_096  # stakers: below it one numpy call per step beats per-row passes
 
 
@@ -128,6 +132,10 @@ def epsilon_greedy(
 class Consideration:
     """Per-staker candidate businesses, persistent personal rating noise, cached values.
 
+    The noise is held in memory (``noise``, (c, S)) when ``stored_noise`` (default: up to
+    ``STORED_NOISE_CELLS`` cells), else regenerated from its key when a cell's value changes
+    (``noise`` is None); both give the same values.
+
     The values ``(c, S)`` of the ``cached`` staker blocks (default: everyone) are kept up to
     date incrementally: only businesses whose public beliefs changed (those just observed) are
     recomputed. The cache is recomputed from the formula, never accumulated, so it cannot drift.
@@ -147,6 +155,7 @@ class Consideration:
         beliefs: PublicBeliefs,
         cached: list[slice] | None = None,
         threads: bool = False,
+        stored_noise: bool | None = None,
     ) -> None:
         self._threads = threads  # refresh on the pool's threads (lastwatt.model.fastpath)
         self.all_businesses = size == 0 or size >= n_businesses
@@ -160,15 +169,23 @@ class Consideration:
         self.n_stakers = n_stakers
         self._staker_ids = np.arange(n_stakers)  # sliced, not rebuilt, by every to_business
         self.business = self._candidates(n_stakers, n_businesses, width, rng)
-        self.noise = rng.standard_normal((width, n_stakers), dtype=np.float32)
-        self.noise *= np.float32(rating_noise_sd)
+        if stored_noise is None:
+            stored_noise = n_stakers * width <= STORED_NOISE_CELLS
+        key = rng.integers(0, 1 << 64, dtype=np.uint64, endpoint=False)
+        self._noise = RatingNoise(key, rating_noise_sd, n_stakers, STORED_NOISE_CELLS)
+        self.noise = (
+            self._noise.cells(np.arange(n_stakers), self._business_rows()) if stored_noise else None
+        )
         # beliefs mix q_i and published p_i, both in [-10, 10], so |value| stays below this
-        self.value_bound = 10.0 + float(np.abs(self.noise).max(initial=0.0)) + 1e-3
+        self.value_bound = 10.0 + self._noise.bound + 1e-3
         self._beliefs = beliefs
         self._cached = [slice(0, n_stakers)] if cached is None else cached
+        self._cached_stakers = np.concatenate(
+            [np.arange(b.start, b.stop) for b in self._cached] or [np.zeros(0, dtype=np.intp)]
+        )
         if not self.all_businesses:
             self._index_cells_by_business(n_businesses)
-        self.value = np.empty_like(self.noise)
+        self.value = np.empty((width, n_stakers), dtype=np.float32)
         self.version = 0  # counts refreshes, for caches derived from the values
         self.refresh(beliefs, np.arange(n_businesses))
 
@@ -178,38 +195,71 @@ class Consideration:
         """Business of each candidate (c, S): all of them, or c drawn per staker.
 
         Drawn with replacement: at c << N a duplicate is rare and only narrows that set. Kept in
-        the narrowest type that holds N (decisions read it from memory every round).
+        the narrowest type that holds N (decisions read it from memory every round); all of
+        them is a read-only broadcast view, no memory.
         """
-        business = (
-            np.repeat(np.arange(n_businesses, dtype=np.int32)[:, None], n_stakers, axis=1)
-            if self.all_businesses
-            else rng.integers(0, n_businesses, size=(width, n_stakers), dtype=np.int32)
-        )
-        return business.astype(np.int16 if n_businesses <= 1 << 15 else np.int32)
+        dtype = np.int16 if n_businesses <= 1 << 15 else np.int32
+        if self.all_businesses:
+            column = np.arange(n_businesses, dtype=dtype)[:, None]
+            return np.broadcast_to(column, (n_businesses, n_stakers))
+        business = rng.integers(0, n_businesses, size=(width, n_stakers), dtype=np.int32)
+        return business.astype(dtype)
+
+    def _business_rows(self, block: slice = slice(None)) -> np.ndarray:
+        """Business of each candidate of the block's stakers: (c, 1) when it is the same for
+        everyone, else (c, S_block)."""
+        return self.business[:, :1] if self.all_businesses else self.business[:, block]
 
     def _index_cells_by_business(self, n_businesses: int) -> None:
-        """The cached cells in business-major order, with their noise in the same order."""
-        width, n_stakers = self.noise.shape
-        stakers = [np.arange(b.start, b.stop) for b in self._cached]
-        stakers = np.concatenate(stakers) if stakers else np.zeros(0, dtype=np.intp)
-        cells = (np.arange(width)[:, None] * n_stakers + stakers).ravel()
+        """The cached cells in business-major order, with their noise (if held) in that order."""
+        width, n_stakers = self.business.shape
+        cells = (np.arange(width)[:, None] * n_stakers + self._cached_stakers).ravel()
         business = self.business.ravel()[cells]
         order = np.argsort(business, kind="stable")
         self._cells_by_business = cells[order].astype(np.int32)  # < MAX_RATING_CELLS
         self._cell_start = np.searchsorted(business[order], np.arange(n_businesses + 1))
-        self._noise_by_business = self.noise.ravel()[self._cells_by_business]
+        if self.noise is not None:
+            self._noise_by_business = self.noise.ravel()[self._cells_by_business]
 
     def refresh(self, beliefs: PublicBeliefs, businesses: np.ndarray) -> None:
         """Recompute the cached values of every cell that holds one of ``businesses``."""
         if len(businesses) == 0:
             return
         self.version += 1
-        base = beliefs.base().astype(np.float32)
-        decay = beliefs.decay.astype(np.float32)
-        if self.all_businesses:
+        base, decay = self._weights(beliefs)
+        if self.noise is None:
+            for business in np.asarray(businesses).tolist():
+                self._refresh_business(business, base, decay, beliefs.decay[business] < 1)
+        elif self.all_businesses:
             self._refresh_every_business(base, decay)
         else:
             self._refresh_cells(np.asarray(businesses), base, decay)
+
+    def _weights(self, beliefs: PublicBeliefs) -> tuple[np.ndarray, np.ndarray]:
+        """float32 belief of a noiseless staker and weight of the noise, per business."""
+        base = beliefs.base()
+        return base.astype(np.float32), noise_weight(beliefs.decay, base, self._noise.bound)
+
+    def _refresh_business(
+        self, business: int, base: np.ndarray, decay: np.ndarray, moving: bool
+    ) -> None:
+        """Recompute ``business``'s cached cells, from regenerated noise (kept while its
+        weight is still shrinking; forgotten once it is 0, as it is never read again)."""
+        if self.all_businesses:
+            stakers = self._cached_stakers
+            cells = np.add(stakers, business * self.n_stakers)
+        else:
+            cells = self._cells_by_business[
+                self._cell_start[business] : self._cell_start[business + 1]
+            ]
+            stakers = cells % self.n_stakers
+        if decay[business] == 0:
+            self._noise.forget(business)
+            self.value.ravel()[cells] = base[business]  # what 0 x noise + base gives
+            return
+        value = np.multiply(decay[business], self._noise.row(business, stakers, keep=moving))
+        value += base[business]
+        self.value.ravel()[cells] = value
 
     def _refresh_every_business(self, base: np.ndarray, decay: np.ndarray) -> None:
         """Everyone considers every business: one broadcast per cached block (values of
@@ -272,12 +322,14 @@ class Consideration:
         """Values ``(c, S_block)`` of the block's stakers (do not modify: may be the cache)."""
         if any(c.start <= block.start and block.stop <= c.stop for c in self._cached):
             return self.value[:, block]
-        base = self._beliefs.base().astype(np.float32)
-        decay = self._beliefs.decay.astype(np.float32)
-        if self.all_businesses:
-            return decay[:, None] * self.noise[:, block] + base[:, None]
-        business = self.business[:, block]
-        return np.take(decay, business) * self.noise[:, block] + np.take(base, business)
+        base, decay = self._weights(self._beliefs)
+        business = self._business_rows(block)
+        noise = (
+            self._noise.cells(np.arange(self.n_stakers)[block], business)
+            if self.noise is None
+            else self.noise[:, block]
+        )
+        return np.take(decay, business) * noise + np.take(base, business)
 
     def to_business(self, block: slice, rows: np.ndarray) -> np.ndarray:
         """Business indices ``(k, S_block)`` for candidate ``rows`` of the block's stakers."""

@@ -19,6 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 ABSENT_VALUE = -1.0e6  # exp(ABSENT_VALUE / temperature) is 0: never chosen by a logit draw
+# A weight below this is 0: decay x q (< 1e-59) is far below what a float32 belief resolves,
+# and shrinking it further would reach subnormals (slow on x86, an underflow under np.seterr).
+DECAY_FLOOR = 2.0**-200
 
 
 class PublicBeliefs:
@@ -47,7 +50,8 @@ class PublicBeliefs:
         """Fold in the published performance of ``business_idx`` (one value each)."""
         keep = 1.0 - self.learning_rate
         self.news[business_idx] = keep * self.news[business_idx] + self.learning_rate * performance
-        self.decay[business_idx] *= keep
+        decay = self.decay[business_idx] * keep
+        self.decay[business_idx] = np.where(decay < DECAY_FLOOR, 0.0, decay)
         self.observations[business_idx] += 1
 
     def published_mean(self) -> np.ndarray:

@@ -87,7 +87,9 @@ def test_raising_slashing_moves_learners_bonds_off_losing_businesses_faster(poli
     off = stake_on_losers(learners(policy, 0.0), 12)
     on = stake_on_losers(learners(policy, 0.2), 12)
     assert on[0] == off[0] > 0.05  # same start: the first bonds come from the ratings alone
-    assert sum(on[1:]) < 0.5 * sum(off[1:])
+    # on / off is 0.44-0.59 over seeds 0-7 (either rating-noise generator): 0.75 holds for any
+    # seed, and 1 (slashing without effect) still fails
+    assert sum(on[1:]) < 0.75 * sum(off[1:])
 
 
 def test_strategic_abstainers_leave_when_every_bond_is_slashed():
