@@ -169,13 +169,7 @@ class Consideration:
         self.n_stakers = n_stakers
         self._staker_ids = np.arange(n_stakers)  # sliced, not rebuilt, by every to_business
         self.business = self._candidates(n_stakers, n_businesses, width, rng)
-        if stored_noise is None:
-            stored_noise = n_stakers * width <= STORED_NOISE_CELLS
-        key = rng.integers(0, 1 << 64, dtype=np.uint64, endpoint=False)
-        self._noise = RatingNoise(key, rating_noise_sd, n_stakers, STORED_NOISE_CELLS)
-        self.noise = (
-            self._noise.cells(np.arange(n_stakers), self._business_rows()) if stored_noise else None
-        )
+        self._init_noise(rating_noise_sd, rng, stored_noise)
         # beliefs mix q_i and published p_i, both in [-10, 10], so |value| stays below this
         self.value_bound = 10.0 + self._noise.bound + 1e-3
         self._beliefs = beliefs
@@ -205,6 +199,16 @@ class Consideration:
         business = rng.integers(0, n_businesses, size=(width, n_stakers), dtype=np.int32)
         return business.astype(dtype)
 
+    def _init_noise(self, sd: float, rng: np.random.Generator, stored: bool | None) -> None:
+        """The noise's key (one draw), and the noise itself if held in memory."""
+        key = rng.integers(0, 1 << 64, dtype=np.uint64, endpoint=False)
+        self._noise = RatingNoise(key, sd, self.n_stakers, STORED_NOISE_CELLS)
+        if stored is None:
+            stored = self.business.size <= STORED_NOISE_CELLS
+        self.noise = (
+            self._noise.cells(np.arange(self.n_stakers), self._business_rows()) if stored else None
+        )
+
     def _business_rows(self, block: slice = slice(None)) -> np.ndarray:
         """Business of each candidate of the block's stakers: (c, 1) when it is the same for
         everyone, else (c, S_block)."""
@@ -231,9 +235,9 @@ class Consideration:
             for business in np.asarray(businesses).tolist():
                 self._refresh_business(business, base, decay, beliefs.decay[business] < 1)
         elif self.all_businesses:
-            self._refresh_every_business(base, decay)
+            self._refresh_every_business(base, decay, self.noise)
         else:
-            self._refresh_cells(np.asarray(businesses), base, decay)
+            self._refresh_cells(np.asarray(businesses), base, decay, self.noise)
 
     def _weights(self, beliefs: PublicBeliefs) -> tuple[np.ndarray, np.ndarray]:
         """float32 belief of a noiseless staker and weight of the noise, per business."""
@@ -261,7 +265,9 @@ class Consideration:
         value += base[business]
         self.value.ravel()[cells] = value
 
-    def _refresh_every_business(self, base: np.ndarray, decay: np.ndarray) -> None:
+    def _refresh_every_business(
+        self, base: np.ndarray, decay: np.ndarray, noise: np.ndarray
+    ) -> None:
         """Everyone considers every business: one broadcast per cached block (values of
         unchanged businesses come out the same)."""
 
@@ -270,9 +276,11 @@ class Consideration:
             value += base[:, None]
 
         for block in self._cached:
-            fastpath.split(formula, [self.value[:, block], self.noise[:, block]], self._threads)
+            fastpath.split(formula, [self.value[:, block], noise[:, block]], self._threads)
 
-    def _refresh_cells(self, businesses: np.ndarray, base: np.ndarray, decay: np.ndarray) -> None:
+    def _refresh_cells(
+        self, businesses: np.ndarray, base: np.ndarray, decay: np.ndarray, noise: np.ndarray
+    ) -> None:
         """The cells of ``businesses`` only, or every cell in memory order when most change."""
         starts, stops = self._cell_start[businesses], self._cell_start[businesses + 1]
         lengths = stops - starts
@@ -284,7 +292,7 @@ class Consideration:
                 value *= noise
                 value += np.take(base, business)
 
-            fastpath.split(every_cell, [self.value, self.business, self.noise], self._threads)
+            fastpath.split(every_cell, [self.value, self.business, noise], self._threads)
             return
         if not self._threads:
             self._write(businesses, starts, lengths, base, decay)

@@ -41,8 +41,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 def cell_keys(key: np.ndarray | np.uint64, index: np.ndarray, salt: np.uint64) -> np.ndarray:
     """Per-index 64-bit keys, ``mix(key + salt + index * golden)`` (broadcast over ``key``)."""
     with np.errstate(over="ignore"):
-        x = np.asarray(index).astype(np.uint64) * _GOLDEN
-        x += np.asarray(key, dtype=np.uint64) + salt
+        x = np.asarray(index).astype(np.uint64) * _GOLDEN + (np.asarray(key, np.uint64) + salt)
         return _mix(x)
 
 
