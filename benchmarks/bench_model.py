@@ -7,13 +7,18 @@ at 1M stakers x 10k businesses is >= 20 rounds/s, i.e. < 50 ms per plan + settle
 at least ``lastwatt.model.fastpath.THREADED_MIN_STAKERS`` use threads (one per CPU), so there
 the wall time per round is below the CPU time when other cores are free (check ``uptime``).
 
-    python benchmarks/bench_model.py [--rounds 50] [--only 1Mx10k]
+The peak resident memory of the process (``peak MB``, from ``getrusage``) only grows: run one
+scale (``--only``) for the figure of that scale. ``np.seterr(all="raise")`` is on throughout:
+a run that underflows to subnormals (slow on x86) stops with a traceback instead.
+
+    python benchmarks/bench_model.py [--rounds 50] [--only 100kx1k-all]
         [--set mechanism.stake_weighting='"conviction"' ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 import tomllib
 from typing import Any
@@ -28,6 +33,7 @@ SCALES = {
     # name: (stakers, businesses, active set I, consideration set)
     "320x20": (320, 20, 5, 0),
     "100kx1k": (100_000, 1_000, 100, 8),
+    "100kx1k-all": (100_000, 1_000, 100, 0),  # full personal ratings: 100M (staker, business)
     "1Mx10k": (1_000_000, 10_000, 500, 8),
 }
 
@@ -69,6 +75,7 @@ def bench(stakers: int, businesses: int, active: int, consider: int, rounds: int
         "rounds_per_s": rounds / (plan_s + settle_s),
         "cpu_ms": 1e3 * cpu_s / rounds,
         "efficiency": out.scalars["efficiency"],
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
     }
 
 
@@ -83,8 +90,8 @@ def main() -> None:
     overrides = {k: tomllib.loads(f"v = {v}")["v"] for k, v in
                  (item.split("=", 1) for item in args.set)}
     print(
-        f"{'scale':>9} {'I':>4} {'consider':>8} {'setup s':>8} {'plan ms':>8} "
-        f"{'settle ms':>9} {'rounds/s':>9} {'cpu ms':>7} {'eff.':>6}"
+        f"{'scale':>11} {'I':>4} {'consider':>8} {'setup s':>8} {'plan ms':>8} "
+        f"{'settle ms':>9} {'rounds/s':>9} {'cpu ms':>7} {'eff.':>6} {'peak MB':>8}"
     )
     for name, (s, n, i, c) in SCALES.items():
         if args.only and name != args.only:
@@ -92,9 +99,9 @@ def main() -> None:
         c = c if args.consider is None else args.consider
         r = bench(s, n, i, c, args.rounds, overrides)
         print(
-            f"{name:>9} {i:>4} {c or 'all':>8} {r['setup_s']:8.2f} {r['plan_ms']:8.2f} "
+            f"{name:>11} {i:>4} {c or 'all':>8} {r['setup_s']:8.2f} {r['plan_ms']:8.2f} "
             f"{r['settle_ms']:9.2f} {r['rounds_per_s']:9.1f} {r['cpu_ms']:7.2f} "
-            f"{r['efficiency']:6.3f}"
+            f"{r['efficiency']:6.3f} {r['peak_mb']:8.0f}"
         )
 
 
