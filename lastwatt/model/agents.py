@@ -181,6 +181,7 @@ class Consideration:
             self._index_cells_by_business(n_businesses)
         self.value = np.empty((width, n_stakers), dtype=np.float32)
         self.version = 0  # counts refreshes, for caches derived from the values
+        self.changed = np.arange(n_businesses)
         self.refresh(beliefs, np.arange(n_businesses))
 
     def _candidates(
@@ -230,6 +231,7 @@ class Consideration:
         if len(businesses) == 0:
             return
         self.version += 1
+        self.changed = np.asarray(businesses)  # of this refresh, for caches of whole rows
         base, decay = self._weights(beliefs)
         if self.noise is None:
             for business in np.asarray(businesses).tolist():

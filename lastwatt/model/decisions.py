@@ -52,12 +52,15 @@ class Decisions:
             np.empty((self._width, columns), dtype=np.float32) for _ in range(workers)
         ]
         self._cumulative_version = -1
+        self._exp_weights = self._kept_exp_weights(n_softmax, pop.temperature)
+        self._exp_version = -1
         self.herd_target: np.ndarray | None = None  # k businesses with most stake last round
         self._loyal_pending = True  # some loyal staker has never bonded yet
         # payoff-driven policies keep (c, S_block) state (lastwatt.model.learning)
         self._learners = {
             name: (block, Learner(name, getattr(pop, name), self._width, block.stop - block.start))
-            for name, block in blocks if name in ("ewa", "q_learning")
+            for name, block in blocks
+            if name in ("ewa", "q_learning")
         }
         n_stakers = blocks[-1][1].stop if blocks else 0
         strategic = any(lr.params.abstain_when_negative for _, lr in self._learners.values())
@@ -68,6 +71,35 @@ class Decisions:
     def release(self) -> None:
         """Some stakers lost their bonds (their business closed): loyal ones choose again."""
         self._loyal_pending = True
+
+    def _kept_exp_weights(self, n_softmax: int, temperature: float) -> np.ndarray | None:
+        """Logit weights of every softmax staker, kept between rounds when everyone considers
+        every business: a refresh then changes whole rows only (the observed businesses), and
+        only those are exponentiated again. Needs weights without the per-staker shift
+        (``value_bound``), so that a row does not depend on the others."""
+        consider = self._consider
+        keep = (
+            consider.all_businesses
+            and not self._keep_weights
+            and consider.value_bound / temperature <= 60
+            and self._width * n_softmax <= agents.MAX_RATING_CELLS
+        )
+        return np.empty((self._width, n_softmax), dtype=np.float32) if keep else None
+
+    def _update_exp_weights(self, block: slice) -> np.ndarray:
+        """The kept logit weights of the softmax block, rows of changed businesses redone."""
+        weights, consider, temperature = self._exp_weights, self._consider, self._pop.temperature
+        assert weights is not None
+        if self._exp_version == consider.version - 1:
+            rows = consider.changed
+            changed = consider.values(block)[rows]  # a copy: becomes the rows' new weights
+            weights[rows] = agents.logit_weights(
+                changed, temperature, changed, consider.value_bound
+            )
+        elif self._exp_version != consider.version:
+            agents.logit_weights(consider.values(block), temperature, weights, consider.value_bound)
+        self._exp_version = consider.version
+        return weights
 
     def follow(self, selected_idx: np.ndarray) -> None:
         """Remember the active set for the herders (only once it has k businesses)."""
@@ -132,12 +164,16 @@ class Decisions:
         uniform = rng.random(block.stop - block.start, dtype=np.float32)
         stale = not self._keep_weights or self._cumulative_version != self._consider.version
         consider, temperature = self._consider, self._pop.temperature
+        exp_weights = None if self._exp_weights is None else self._update_exp_weights(block)
 
         def chunk(part: slice, worker: int) -> None:  # the uniforms are drawn: choices are fixed
             own = slice(part.start - block.start, part.stop - block.start)
             kept = own if self._keep_weights else slice(0, own.stop - own.start)
             cumulative = self._cumulative[worker][:, kept]
-            if stale:
+            if exp_weights is not None:
+                np.copyto(cumulative, exp_weights[:, own])
+                agents.cumulative_rows(cumulative)
+            elif stale:
                 agents.logit_weights(
                     consider.values(part), temperature, cumulative, consider.value_bound
                 )

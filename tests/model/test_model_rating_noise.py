@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from lastwatt.config import Config
-from lastwatt.model import agents, counter_noise
+from lastwatt.model import agents, counter_noise, decisions
 from lastwatt.model.beliefs import DECAY_FLOOR, PublicBeliefs
 from lastwatt.model.market import Market
 from lastwatt.model.rating_noise import noise_weight
@@ -143,3 +143,29 @@ def test_regenerated_and_held_noise_give_identical_market_runs(monkeypatch):
     held = trace()
     monkeypatch.setattr(agents, "STORED_NOISE_CELLS", 0)
     assert repr(trace()) == repr(held)
+
+
+def test_kept_logit_weights_of_changed_rows_decide_like_weights_recomputed_each_round(
+    monkeypatch,
+):
+    cfg = Config().with_overrides(
+        **{
+            "population.households": 20_000,  # softmax above KEEP_WEIGHTS_CELLS
+            "businesses.count": 40,
+            "businesses.active_set": 8,
+        }
+    )
+
+    def trace() -> list:
+        market = Market(cfg, streams(9))
+        out = []
+        for r in range(40):
+            plan = market.plan(r, 30_000.0 if r % 4 else 0.0, 3600.0)
+            market.settle(plan, plan.planned_wh)
+            out.append(plan.stake_tokens.tobytes())
+        return out
+
+    kept = trace()
+    assert Market(cfg, streams(9))._decisions._exp_weights is not None
+    monkeypatch.setattr(decisions.Decisions, "_kept_exp_weights", lambda *a: None)
+    assert trace() == kept
