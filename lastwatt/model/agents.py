@@ -54,21 +54,36 @@ def greedy(values: np.ndarray, k: int) -> np.ndarray:
     return row[None, :]
 
 
-def cumulative_rows(weights: np.ndarray) -> np.ndarray:
-    """Running sums down the candidate axis of ``weights`` (c, S), in place."""
+def cumulative_rows(weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Running sums down the candidate axis of ``weights`` (c, S), into ``out`` (default: in
+    place)."""
+    out = weights if out is None else out
     if weights.shape[1] <= SMALL_BLOCK:
-        return np.cumsum(weights, axis=0, out=weights)
+        return np.cumsum(weights, axis=0, out=out)
+    np.copyto(out[0], weights[0])
     for j in range(1, weights.shape[0]):  # per-row passes: cumsum(axis=0) is slow when S is large
-        np.add(weights[j - 1], weights[j], out=weights[j])
-    return weights
+        np.add(out[j - 1], weights[j], out=out[j])
+    return out
 
 
 def draw_rows(cumulative: np.ndarray, uniform: np.ndarray) -> np.ndarray:
     """Inverse CDF: each staker's first candidate whose running weight exceeds ``u * total``."""
-    below = cumulative[:-1] <= uniform * cumulative[-1]  # the last candidate takes the rest
-    if below.shape[0] < 128:  # count in int8: the bool rows then add as bytes, no casting
+    target = uniform * cumulative[-1]
+    if cumulative.shape[0] <= 128:  # count in int8: the bool rows then add as bytes, no casting
+        below = cumulative[:-1] <= target  # the last candidate takes the rest
         return below.view(np.int8).sum(axis=0, dtype=np.int8)
-    return below.sum(axis=0)
+    # Running sums of weights >= 0 never decrease, so the rows at or below the target are a
+    # prefix: binary search finds its length (the same count) in log2(c) gathers.
+    columns = np.arange(cumulative.shape[1])
+    low = np.zeros(cumulative.shape[1], dtype=np.intp)
+    high = np.full(cumulative.shape[1], cumulative.shape[0] - 1, dtype=np.intp)
+    for _ in range(int(cumulative.shape[0] - 1).bit_length()):
+        middle = (low + high) // 2  # < high <= c - 1 while low < high
+        below = cumulative[middle, columns] <= target
+        open_ = low < high
+        low = np.where(open_ & below, middle + 1, low)
+        high = np.where(open_ & ~below, middle, high)
+    return low
 
 
 def sample(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

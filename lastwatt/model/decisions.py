@@ -59,8 +59,7 @@ class Decisions:
         # payoff-driven policies keep (c, S_block) state (lastwatt.model.learning)
         self._learners = {
             name: (block, Learner(name, getattr(pop, name), self._width, block.stop - block.start))
-            for name, block in blocks
-            if name in ("ewa", "q_learning")
+            for name, block in blocks if name in ("ewa", "q_learning")
         }
         n_stakers = blocks[-1][1].stop if blocks else 0
         strategic = any(lr.params.abstain_when_negative for _, lr in self._learners.values())
@@ -171,8 +170,7 @@ class Decisions:
             kept = own if self._keep_weights else slice(0, own.stop - own.start)
             cumulative = self._cumulative[worker][:, kept]
             if exp_weights is not None:
-                np.copyto(cumulative, exp_weights[:, own])
-                agents.cumulative_rows(cumulative)
+                agents.cumulative_rows(exp_weights[:, own], out=cumulative)
             elif stale:
                 agents.logit_weights(
                     consider.values(part), temperature, cumulative, consider.value_bound

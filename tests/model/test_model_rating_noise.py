@@ -169,3 +169,19 @@ def test_kept_logit_weights_of_changed_rows_decide_like_weights_recomputed_each_
     assert Market(cfg, streams(9))._decisions._exp_weights is not None
     monkeypatch.setattr(decisions.Decisions, "_kept_exp_weights", lambda *a: None)
     assert trace() == kept
+
+
+@pytest.mark.parametrize(("candidates", "stakers"), [(129, 5_000), (1_000, 3_000), (1_000, 5_000)])
+def test_running_sums_into_a_buffer_and_the_binary_search_draw_equal_counting(candidates, stakers):
+    rng = np.random.default_rng(candidates + stakers)
+    weights = rng.random((candidates, stakers), dtype=np.float32)
+    weights[rng.random(weights.shape) < 0.5] = 0.0  # runs of equal running sums
+    weights[:, :10] = 0.0
+    weights[-1, :10] = 1.0  # only the last candidate has weight
+    out = np.empty_like(weights)
+    cumulative = agents.cumulative_rows(weights, out=out)
+    assert cumulative is out and out.tobytes() == agents.cumulative_rows(weights.copy()).tobytes()
+    uniform = rng.random(stakers, dtype=np.float32)
+    uniform[:20] = [0.0, 1.0] * 10  # the ends of the range
+    count = (cumulative[:-1] <= uniform * cumulative[-1]).sum(axis=0)
+    np.testing.assert_array_equal(agents.draw_rows(cumulative, uniform), count)
