@@ -48,6 +48,7 @@ def test_report_shows_the_bribers_capture_of_the_run_folders(tmp_path: Path):
     runs = pd.read_csv(out / "runs.csv")
     text = (out / "report.md").read_text()
     assert "briber capture" in text and "colluder capture" not in text  # no colluders here
+    seen = []
     for mech, df in runs.groupby("mechanism"):
         captured = []
         for run_dir in df["run_dir"]:
@@ -56,8 +57,10 @@ def test_report_shows_the_bribers_capture_of_the_run_folders(tmp_path: Path):
             biz = read_table(out / "runs" / run_dir, "businesses")
             day = set(rounds.loc[rounds["business_pool_wh"] > 0, "round"])
             chosen = biz[biz["round"].isin(day) & (biz["selected"] > 0)]
-            per_round = chosen.groupby("round")["business"].apply(lambda b: (b == 2).mean())
+            per_round = chosen.groupby("round")["business"].apply(lambda b: (b == "b02").mean())
             captured.append(per_round.mean())
         row = next(line for line in text.splitlines() if line.startswith(f"| {mech} |"))
         shown = float(re.match(r"(-?[\d.]+)%", row.split("|")[-2].strip()).group(1)) / 100
         assert shown == pytest.approx(np.mean(captured), abs=6e-4)
+        seen.append(shown)
+    assert max(seen) > 0  # the briber (business 2, "b02") held slots: the check compared something
