@@ -254,8 +254,7 @@ class Bridge(ReadoutMixin):
             self._switch(st, False)
         elif st.stopped_self:  # its register read after the timer: on again while quota is left
             st.stopped_self = False
-            self._switch(st, True)
-            self.counts["timer_resumed"] += st.want_on
+            self._resume(st)
         elif fresh and st.on and self.cfg.failsafe and st.off_timer is not False:
             self._rearm(st)
         self._plan_poll(st)
@@ -327,12 +326,8 @@ class Bridge(ReadoutMixin):
         off_s = None
         st.timer_end_ts = math.inf
         if want and self.cfg.failsafe and st.off_timer is not False:
-            left_s, reason = self._time_left_s(st, now)
-            off_s = st.dialect.off_timer_s(left_s)
-            if off_s <= 0:  # less quota / validity left than the timer's shortest step
-                want = False
-                self.counts[reason] += 1
-            st.timer_end_ts = now + left_s
+            off_s = self._arm_s(st, now)
+            want = off_s > 0
         was_on = st.want_on or bool(st.on)
         st.want_on = want
         if want:
@@ -370,14 +365,48 @@ class Bridge(ReadoutMixin):
         now = self.clock()
         left_s, _ = self._time_left_s(st, now)
         off_s = st.dialect.off_timer_s(left_s)
-        if off_s <= 0:
-            self._switch(st, True)  # less than one timer step left: this switches it off
-            return
         end = now + left_s  # the wanted end, before the timer's rounding down
-        if abs(end - st.timer_end_ts) > REARM_SHARE * st.reading_gap_s:
-            st.timer_end_ts = end
-            self.counts["timer_rearmed"] += 1
-            self._send_all(st.dialect.rearm(st.topic, off_s))
+        if abs(end - st.timer_end_ts) <= REARM_SHARE * st.reading_gap_s:
+            return
+        st.timer_end_ts = end
+        if off_s <= 0:  # less than one timer step left: the bridge stops it at the quota
+            self._stop_at(st, end)
+            return
+        self.counts["timer_rearmed"] += 1
+        self._send_all(st.dialect.rearm(st.topic, off_s))
+
+    def _arm_s(self, st: DeviceState, now: float) -> float:
+        """The off-timer to arm when switching on; 0: do not switch on. A quota shorter than
+        the timer's shortest step (small, or in compressed time) is drawn, with the shortest
+        timer: over by less than one step, where refusing it would leave it all undrawn."""
+        left_s, reason = self._time_left_s(st, now)
+        st.timer_end_ts = now + left_s
+        off_s = st.dialect.off_timer_s(left_s)
+        if off_s <= 0 < left_s and reason == "quota_off":
+            off_s = st.dialect.off_timer_s(min(st.dialect.timer_step_s, st.valid_until - now))
+            reason = "valid_until_off"  # if even that does not fit
+        if off_s <= 0:  # quota reached, or less validity left than the shortest step
+            self.counts[reason] += 1
+        return off_s
+
+    def _stop_at(self, st: DeviceState, end: float) -> None:
+        """Switch the plug off at ``end`` unless a newer prediction or switch replaced it."""
+        def stop() -> None:
+            if st.want_on and st.timer_end_ts == end:
+                self.counts["quota_off"] += 1
+                self._switch(st, False)
+        self.worker.call_at(end, stop)
+
+    def _resume(self, st: DeviceState) -> None:
+        """On again after its timer stopped it early, while at least one timer step of quota
+        is left: less is the timer's rounding down, counted as met (no sliver of a switch-on)."""
+        left_s, reason = self._time_left_s(st, self.clock())
+        if st.dialect.off_timer_s(left_s) > 0:
+            self._switch(st, True)
+            self.counts["timer_resumed"] += st.want_on
+        else:
+            self.counts[reason] += 1
+            self._switch(st, False)
 
     def _expire(self, st: DeviceState) -> None:
         if st.want_on and self.clock() >= st.valid_until:

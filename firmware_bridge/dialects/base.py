@@ -64,6 +64,7 @@ class Dialect(ABC):
     """Vendor topics and payloads for a set of devices, each known by its vendor topic."""
 
     name: ClassVar[str]
+    timer_step_s: ClassVar[float]  # the device's shortest off-timer (its encoding's resolution)
 
     def __init__(self, device_topics: list[str]) -> None:
         # exact MQTT topic -> (device topic, what the message is); exact lookups, no wildcards

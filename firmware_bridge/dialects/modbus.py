@@ -24,6 +24,7 @@ TIMER_STEP_S = 0.01
 
 class ModbusDialect(Dialect):
     name = "modbus"
+    timer_step_s = TIMER_STEP_S
 
     def __init__(self, devices: dict[str, ModbusDevice], options: ModbusOptions,
                  names: dict[str, str] | None = None) -> None:

@@ -62,6 +62,7 @@ def switch_events(status: Any) -> list[Event]:
 
 class ShellyDialect(Dialect):
     name = "shelly"
+    timer_step_s = TIMER_STEP_S
 
     def __init__(self, device_topics: list[str], src: str = "lastwatt-bridge") -> None:
         self.src = src

@@ -58,6 +58,7 @@ def parse_power(text: str) -> bool:
 
 class TasmotaDialect(Dialect):
     name = "tasmota"
+    timer_step_s = 0.1  # PulseTime 1
 
     def __init__(
         self,

@@ -372,3 +372,56 @@ def test_stale_on_answers_to_an_earlier_query_do_not_repeat_an_unconfirmed_off(r
     rig.inject(f"stat/{TAS[1]}/POWER", "OFF")  # the OFF confirmed: a later ON is news
     rig.inject(f"stat/{TAS[1]}/POWER", "ON")
     assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF")]
+
+
+# --- quotas shorter than the off-timer's shortest step --------------------------------------
+
+
+def test_a_quota_shorter_than_the_shortest_pulsetime_is_drawn_with_that_pulsetime(rig):
+    rig.sensor(0.0, 3600)  # 3600 W: 1 Wh a second
+    # 0.0625 Wh is 0.0625 s of draw, below PulseTime's 0.1 s step (compressed time makes such
+    # quotas common): switched on all the same, with the shortest PulseTime (1 = 0.1 s)
+    rig.setpoint(TAS[0], quota_wh=0.0625, valid_s=600)
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/PulseTime", b"1"),
+                              (f"cmnd/{TAS[1]}/POWER", b"ON")]
+    rig.inject(f"stat/{TAS[1]}/POWER", "ON")
+    rig.advance(0.1)
+    rig.inject(f"stat/{TAS[1]}/POWER", "OFF")  # its PulseTime ended: 0.1 Wh drawn
+    rig.sent()
+    rig.sensor(0.0001, 0)
+    assert (f"cmnd/{TAS[1]}/POWER", b"ON") not in rig.commands()  # the quota is met
+    assert rig.bridge.counts["quota_off"] == 1
+
+
+def test_a_quota_shorter_than_the_validity_left_gets_no_pulsetime_past_valid_until(rig):
+    rig.sensor(0.0, 3600)
+    # 0.05 s of quota, but the shortest PulseTime (0.1 s) would run past valid_until (0.08 s)
+    rig.setpoint(TAS[0], quota_wh=0.05, valid_s=0.08)
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF")]
+    assert rig.bridge.counts["valid_until_off"] == 1
+
+
+def test_a_reading_leaving_less_than_one_pulsetime_step_stops_the_plug_at_the_quota_not_now(rig):
+    rig.sensor(0.0, 3600)
+    rig.setpoint(TAS[0], quota_wh=1.0, valid_s=600)  # 1 s at 3600 W: PulseTime 10
+    rig.inject(f"stat/{TAS[1]}/POWER", "ON")
+    rig.sent()
+    rig.advance(0.5)
+    rig.sensor(0.0009, 7200)  # the draw doubled: 0.1 Wh left is 0.05 s, below one step
+    assert (f"cmnd/{TAS[1]}/POWER", b"OFF") not in rig.commands()
+    rig.advance(0.04)
+    assert rig.commands() == []
+    rig.advance(0.02)  # past the predicted quota
+    assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF"), (f"cmnd/{TAS[1]}/Status", b"8")]
+
+
+def test_a_plug_its_timer_stopped_with_less_than_one_step_left_stays_off(rig):
+    rig.sensor(0.0, 3600)
+    rig.setpoint(TAS[0], quota_wh=50.0, valid_s=600)
+    rig.inject(f"stat/{TAS[1]}/POWER", "ON")
+    rig.advance(49.95)
+    rig.inject(f"stat/{TAS[1]}/POWER", "OFF")  # its timer (rounded down) ended
+    rig.sent()
+    rig.sensor(0.04995, 0)  # 0.05 Wh left: the timer's rounding, counted as met
+    assert (f"cmnd/{TAS[1]}/POWER", b"ON") not in rig.commands()
+    assert rig.bridge.counts["timer_resumed"] == 0 and not rig.bridge.devices[TAS[0]].want_on

@@ -67,6 +67,12 @@ def test_pulsetime_never_ends_later_than_asked(seconds, value):
     assert pulsetime_seconds(value) <= seconds
 
 
+def test_timer_step_is_the_shortest_pulsetime_the_plug_can_run():
+    dialect = TasmotaDialect(["plug1"])
+    assert dialect.off_timer_s(dialect.timer_step_s) == dialect.timer_step_s == 0.1
+    assert dialect.off_timer_s(0.099) == 0
+
+
 def test_custom_full_topic_layout_is_followed():
     d = TasmotaDialect(["kitchen"], full_topic="tasmota/%topic%/%prefix%/")
     assert "tasmota/kitchen/tele/SENSOR" in d.subscriptions()
