@@ -13,6 +13,7 @@ import pytest
 from lastwatt.errors import ConfigError
 from lastwatt.experiment import load_suite
 from lastwatt.storage.files import read_table
+from tests.experiment_helpers import run_experiment
 
 SUITE = """
 title = "tiny"
@@ -39,15 +40,8 @@ policies = { q_learning = 0.5, ewa = 0.5 }
 
 
 def test_suite_report_numbers_match_the_run_folders(tmp_path: Path):
-    suite = tmp_path / "suite.toml"
-    suite.write_text(SUITE)
-    out = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "lastwatt.cli", "experiment", str(suite),
-                           "--out", str(out), "--workers", "1"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    runs = pd.read_csv(out / "runs.csv")
+    out, runs, text = run_experiment(tmp_path, SUITE)
     assert len(runs) == 3 * 2 * 2
-    text = (out / "report.md").read_text()
     assert (out / "efficiency.png").stat().st_size > 0
     for (scenario, mech), df in runs.groupby(["scenario", "mechanism"]):
         effs = []

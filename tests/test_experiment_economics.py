@@ -2,15 +2,13 @@
 capture is the run folders' daytime share of selected slots held by the briber."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from lastwatt.storage.files import read_table
+from tests.experiment_helpers import run_experiment
 
 SUITE = """
 title = "bribes"
@@ -39,14 +37,7 @@ seeds = 2
 
 
 def test_report_shows_the_bribers_capture_of_the_run_folders(tmp_path: Path):
-    suite = tmp_path / "suite.toml"
-    suite.write_text(SUITE)
-    out = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "lastwatt.cli", "experiment", str(suite),
-                           "--out", str(out), "--workers", "1"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    runs = pd.read_csv(out / "runs.csv")
-    text = (out / "report.md").read_text()
+    out, runs, text = run_experiment(tmp_path, SUITE)
     assert "briber capture" in text and "colluder capture" not in text  # no colluders here
     seen = []
     for mech, df in runs.groupby("mechanism"):
