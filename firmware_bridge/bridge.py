@@ -363,14 +363,14 @@ class Bridge(ReadoutMixin):
 
     def _rearm(self, st: DeviceState) -> None:
         now = self.clock()
-        left_s, _ = self._time_left_s(st, now)
+        left_s, reason = self._time_left_s(st, now)
         off_s = st.dialect.off_timer_s(left_s)
         end = now + left_s  # the wanted end, before the timer's rounding down
         if abs(end - st.timer_end_ts) <= REARM_SHARE * st.reading_gap_s:
             return
         st.timer_end_ts = end
         if off_s <= 0:  # less than one timer step left: the bridge stops it at the quota
-            self._stop_at(st, end)
+            self._stop_at(st, end, reason)
             return
         self.counts["timer_rearmed"] += 1
         self._send_all(st.dialect.rearm(st.topic, off_s))
@@ -389,11 +389,11 @@ class Bridge(ReadoutMixin):
             self.counts[reason] += 1
         return off_s
 
-    def _stop_at(self, st: DeviceState, end: float) -> None:
+    def _stop_at(self, st: DeviceState, end: float, reason: str) -> None:
         """Switch the plug off at ``end`` unless a newer prediction or switch replaced it."""
         def stop() -> None:
             if st.want_on and st.timer_end_ts == end:
-                self.counts["quota_off"] += 1
+                self.counts[reason] += 1
                 self._switch(st, False)
         self.worker.call_at(end, stop)
 

@@ -413,6 +413,7 @@ def test_a_reading_leaving_less_than_one_pulsetime_step_stops_the_plug_at_the_qu
     assert rig.commands() == []
     rig.advance(0.02)  # past the predicted quota
     assert rig.commands() == [(f"cmnd/{TAS[1]}/POWER", b"OFF"), (f"cmnd/{TAS[1]}/Status", b"8")]
+    assert rig.bridge.counts["quota_off"] == 1
 
 
 def test_a_plug_its_timer_stopped_with_less_than_one_step_left_stays_off(rig):
