@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lastwatt.config import Config
+from lastwatt.model import replica_economics
 from lastwatt.model.market import BASELINES, IDLE_FIGURES
 from lastwatt.model.performance import PERFORMANCE_MAX, PERFORMANCE_MIN
 from lastwatt.model.rowwise import dot_rows, gini_rows, oracle_rows, water_fill_rows
-from lastwatt.model.settlement import TOKEN_FLOWS
 from lastwatt.model.world import QUALITY_MAX, QUALITY_MIN
 
 if TYPE_CHECKING:
@@ -49,10 +49,11 @@ def settle(st: ReplicaState, cfg: Config, plan: ReplicaPlan,
     result = metered * performance
     chosen = _random_choice(st, cfg.businesses.active_set)
     settled = plan.business_pool_wh > 0
-    biz = _settle_businesses(cfg, plan, result, settled)
+    biz = replica_economics.settle_businesses(st, cfg, plan, result, metered, settled)
     gain, loss = _pay(st, biz["credit"] - biz["slash"], settled)
+    replica_economics.steer(st, plan, settled)
     figures = _benchmarks(st, cfg, plan, performance, chosen, settled)
-    for name, value in _token_flows(biz, plan.stake_tokens).items():
+    for name, value in replica_economics.token_flows(cfg, biz, plan.stake_tokens).items():
         figures[name] = np.where(settled, value, IDLE_FIGURES[name])
     _publish(st, plan, metered, performance, result, settled)
     st.abstained += st.abstain
@@ -90,37 +91,6 @@ def _random_choice(st: ReplicaState, count: int) -> np.ndarray:
     chosen = np.zeros(st.quality.shape, dtype=bool)
     np.put_along_axis(chosen, perm[:, :count], True, axis=1)
     return chosen
-
-
-def _settle_businesses(cfg: Config, plan: ReplicaPlan, result: np.ndarray,
-                       settled: np.ndarray) -> dict[str, np.ndarray]:
-    """``settle_businesses`` per row (every business available, no minting)."""
-    mech = cfg.mechanism
-    revenue = np.maximum(result, 0.0)
-    revenue *= cfg.businesses.revenue_per_result
-    stake, selected = plan.stake_tokens, plan.selected
-    positive = result > 0
-    at = settled[:, None]
-    rewarded = selected & positive & (stake > 0) & at
-    reward = revenue * mech.reward_share
-    reward *= rewarded
-    earned = reward + 0.0  # + minted + bribes: none in a batch (settlement.settle_businesses)
-    earned += 0.0
-    credit = np.divide(earned, stake, out=np.zeros(stake.shape), where=(stake > 0) & at)
-    slash = (selected & ~positive) * mech.slash_fraction  # settlement.slash_rates
-    if mech.slash_unselected > 0:
-        slash[~selected] = mech.slash_fraction * float(mech.slash_unselected)
-    slash[~settled] = 0.0
-    return {"revenue": revenue, "reward": reward, "credit": credit, "slash": slash}
-
-
-def _token_flows(biz: dict[str, np.ndarray], stake: np.ndarray) -> dict[str, np.ndarray]:
-    """``settlement.token_flows`` of the minted mode without bribes, per row."""
-    rewards = biz["reward"].sum(axis=1)
-    zero = np.zeros(len(rewards))
-    values = (rewards, (biz["slash"] * stake).sum(axis=1), zero, zero, zero + zero, zero,
-              zero + rewards)
-    return dict(zip(TOKEN_FLOWS, values, strict=True))
 
 
 def _pay(st: ReplicaState, net: np.ndarray,
@@ -238,7 +208,7 @@ def _scalars(st: ReplicaState, plan: ReplicaPlan, result: np.ndarray,
         # no Sybil, no entrants: the batch refuses world.presence and adversaries.sybil
         "sybil_capture": np.full(len(result), np.nan),
         "entrant_capture": np.full(len(result), np.nan),
-        "bribe_capture": np.full(len(result), np.nan),
+        "bribe_capture": replica_economics.bribe_capture(st.cfg, plan),
     }
     st.previous = plan.selected
     return scalars

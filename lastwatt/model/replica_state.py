@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from lastwatt.config import Config
+from lastwatt.model import replica_economics
 from lastwatt.model.market import Market
 from lastwatt.model.rowwise import BlockSumsRows
 from lastwatt.rng import Streams
@@ -70,6 +71,7 @@ class ReplicaState:
         self.ucb_count, self.ucb_mean = np.zeros((r, n), dtype=np.int64), np.zeros((r, n))
         self.ucb_t = np.zeros(r, dtype=np.int64)
         self.previous: np.ndarray | None = None  # (R, N) bool selected of the last round
+        self.econ = replica_economics.Economics.of(self.cfg, r, s)
         self.value = np.empty_like(self.noise)
         self.soft_weights: np.ndarray | None = None  # (R, N, S_softmax) logit weights
         self.soft_stale = np.ones((r, n), dtype=bool)  # businesses whose weights are stale
@@ -135,11 +137,11 @@ class ReplicaState:
         if self.target.size:  # colluders: always bonded to their business
             wish[:, self.colluders] = self.target[0]
             abstain[:, self.colluders] = False
-        deciding = ~abstain
+        deciding, bonded = replica_economics.bond(self, at, wish, abstain)
         self.choice[at] = np.where(deciding, wish, self.choice[at])
         self.has_choice[at] |= deciding
-        self.abstain[at], self.bonded[at], self.has_bonded[at] = abstain, deciding, True
-        self.participation[at] = np.count_nonzero(deciding, axis=1) / s
+        self.abstain[at], self.bonded[at], self.has_bonded[at] = abstain, bonded, True
+        self.participation[at] = np.count_nonzero(bonded, axis=1) / s
         self.abstaining_per_policy[at] = self.block_sums(abstain)
 
     def _wishes(self, at: Any, soft_uniform: np.ndarray) -> np.ndarray:
@@ -221,6 +223,9 @@ class ReplicaState:
             weight = stake[at]
             if self.cfg.mechanism.stake_weighting == "quadratic":
                 weight = self._per_business(np.sqrt(staker_stake), at)
+            elif self.cfg.mechanism.stake_weighting == "conviction":
+                votes = replica_economics.conviction_votes(self, at, staker_stake, idle[at])
+                weight = self._per_business(votes, at)
             order[at], n_selected[at] = self._select(weight, np.flatnonzero(fresh))
             has = n_selected[at] >= 1
             self.herd_target[at] = np.where(has, order[at][:, 0], self.herd_target[at])

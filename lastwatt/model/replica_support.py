@@ -26,10 +26,12 @@ FREE = frozenset({
     "mechanism.reward_share", "mechanism.slash_fraction", "mechanism.slash_unselected",
     "mechanism.slash_unavailable", "mechanism.stake_weighting",
     "mechanism.oracle_respects_active_set", "mechanism.target_bonding_rate",
-    "mechanism.inflation_change",
+    "mechanism.inflation_change", "mechanism.inflation_rate", "mechanism.unbonding_rounds",
+    "mechanism.surplus", "mechanism.conviction_half_life_rounds", "mechanism.reward_mode",
+    "mechanism.price_per_kwh",
     "world.endowment", "world.pareto_shape", "world.rating_shared_sd", "world.quality_drift_sd",
     "world.jumps", "world.performance_sd_by_business",
-    "adversaries.collusion",
+    "adversaries.collusion", "adversaries.bribery",
 })
 
 
@@ -48,17 +50,13 @@ def _dump(value: Any) -> Any:
 
 def unsupported(cfg: Config) -> str | None:
     """The first setting a replica batch does not handle yet (None: the batch runs ``cfg``)."""
-    pop, mech = cfg.population, cfg.mechanism
+    pop = cfg.population
     other = sorted(n for n, share in pop.policies.items() if share > 0
                    and n not in SUPPORTED_POLICIES)
     checks = {
         f"population.policies: {other[0] if other else ''}": bool(other),
         "population.consideration_set": 0 < pop.consideration_set < cfg.businesses.count,
         "population.max_businesses_per_staker": pop.max_businesses_per_staker != 1,
-        "mechanism.unbonding_rounds": mech.unbonding_rounds > 0,
-        "mechanism.inflation_rate": mech.inflation_rate > 0,
-        "mechanism.surplus": mech.surplus != "selected",
-        "mechanism.stake_weighting": mech.stake_weighting == "conviction",
     }
     for name, bad in checks.items():
         if bad:

@@ -17,12 +17,11 @@ import numpy as np
 import pandas as pd
 
 from lastwatt.config import Config
-from lastwatt.model import replica_settle
+from lastwatt.model import replica_economics, replica_settle
 from lastwatt.model.contract import Plan
 from lastwatt.model.market import Market
 from lastwatt.model.replica_state import ReplicaState
 from lastwatt.model.replica_support import unsupported
-from lastwatt.model.rowwise import water_fill_rows
 from lastwatt.rng import streams
 
 
@@ -91,7 +90,7 @@ class ReplicaMarket:
         selected = np.zeros(stake.shape, dtype=bool)
         ranks = np.arange(self.n_businesses)[None, :] < n_selected[:, None]
         np.put_along_axis(selected, order, ranks, axis=1)
-        planned, unplaced = water_fill_rows(pool, np.where(selected, stake, 0.0), cap)  # step 5
+        planned, unplaced = replica_economics.allocate(st, pool, stake, selected, cap)  # step 5
         st.plan = ReplicaPlan(round_index, stake, selected, order, n_selected, planned,
                               unplaced, st.participation.copy(), pool, cap)
         return st.plan

@@ -37,6 +37,31 @@ BUSY_WORLD = {
 }
 
 
+# the mechanism's economics (lastwatt.model.replica_economics), each on the busy world, where
+# caps bind, stakers switch (drift, a jump, abstention) and some businesses publish a loss
+REVENUE_BRIBERY = {**BUSY_WORLD, "mechanism.reward_mode": "revenue",
+                   "mechanism.price_per_kwh": 0.03, "adversaries.bribery.share": 0.4,
+                   "adversaries.bribery.business": 2}
+BRIBERY_OWN_VALUE = {**BUSY_WORLD, "adversaries.bribery.share": 1.0,
+                     "adversaries.bribery.business": 12, "adversaries.bribery.value_per_kwh": 0.5}
+INFLATION = {**BUSY_WORLD, "mechanism.inflation_rate": 0.01, "mechanism.inflation_change": 0.003,
+             "mechanism.target_bonding_rate": 0.85}  # abstention: bonding rate near target
+SURPLUS_RESERVE = {**BUSY_WORLD, "mechanism.surplus": "reserve"}
+SURPLUS_POSITIVE = {**BUSY_WORLD, "mechanism.surplus": "positive_expected",
+                    "businesses.qualities": [3.0 - 0.5 * i for i in range(20)]}
+UNBONDING = {**BUSY_WORLD, "mechanism.unbonding_rounds": 3}
+CONVICTION = {**BUSY_WORLD, "mechanism.stake_weighting": "conviction",
+              "mechanism.conviction_half_life_rounds": 3.0}
+ECONOMICS = {
+    "revenue_bribery": REVENUE_BRIBERY, "bribery_own_value": BRIBERY_OWN_VALUE,
+    "inflation": INFLATION, "surplus_reserve": SURPLUS_RESERVE,
+    "surplus_positive_expected": SURPLUS_POSITIVE, "unbonding": UNBONDING,
+    "conviction": CONVICTION,
+    "all_at_once": {**REVENUE_BRIBERY, **INFLATION, **SURPLUS_POSITIVE, **UNBONDING,
+                    **CONVICTION},
+}
+
+
 def _pools(rounds: int, seeds: list[int]) -> np.ndarray:
     """(rounds, R) pools, different per replica, with nights (zero pools) and round 0 dark
     for some replicas; large enough in the day that caps bind."""
@@ -60,7 +85,8 @@ def _same(a: object, b: object, what: str) -> None:
     assert a_arr.dtype == b_arr.dtype and a_arr.tobytes() == b_arr.tobytes(), what
 
 
-@pytest.mark.parametrize("overrides", [{}, BUSY_WORLD], ids=["default", "busy_world"])
+@pytest.mark.parametrize("overrides", [{}, BUSY_WORLD, *ECONOMICS.values()],
+                         ids=["default", "busy_world", *ECONOMICS])
 def test_replica_k_is_bit_identical_to_the_single_run_of_its_seed(overrides: dict) -> None:
     cfg = Config().with_overrides(**overrides)
     batch = ReplicaMarket(cfg, SEEDS)
@@ -127,13 +153,8 @@ def test_row_kernels_equal_the_one_dimensional_code_bit_for_bit() -> None:
     [
         ({"population.policies": {"softmax": 0.5, "random": 0.5}}, "population.policies: random"),
         ({"population.consideration_set": 5}, "population.consideration_set"),
-        ({"mechanism.unbonding_rounds": 2}, "mechanism.unbonding_rounds"),
-        ({"mechanism.inflation_rate": 0.01}, "mechanism.inflation_rate"),
-        ({"mechanism.surplus": "reserve"}, "mechanism.surplus"),
         ({"adversaries.sybil.supply_share": 0.2}, "adversaries.sybil.supply_share"),
         ({"world.presence": [{"business": 3, "enters": 10}]}, "world.presence"),
-        ({"mechanism.stake_weighting": "conviction"}, "mechanism.stake_weighting"),
-        ({"mechanism.reward_mode": "revenue"}, "mechanism.reward_mode"),
     ],
 )
 def test_an_unsupported_setting_is_named_and_refused(overrides: dict, named: str) -> None:
@@ -146,6 +167,8 @@ def test_an_unsupported_setting_is_named_and_refused(overrides: dict, named: str
 def test_the_default_and_the_suite_scenarios_are_supported() -> None:
     assert unsupported(Config()) is None
     assert unsupported(Config().with_overrides(**BUSY_WORLD)) is None
+    for overrides in ECONOMICS.values():
+        assert unsupported(Config().with_overrides(**overrides)) is None
 
 
 def test_a_model_setting_off_its_default_and_not_whitelisted_is_refused(monkeypatch) -> None:
