@@ -11,14 +11,20 @@ from lastwatt.config import Config
 from lastwatt.replica_run import batchable, run_replicas
 from lastwatt.simulation import run_simulation
 
+# every mechanism feature of lastwatt.model.replica_economics at once
+ECONOMICS = {"mechanism.reward_mode": "revenue", "adversaries.bribery.share": 0.5,
+             "adversaries.bribery.business": 1, "mechanism.inflation_rate": 0.01,
+             "mechanism.inflation_change": 0.002, "mechanism.surplus": "positive_expected",
+             "mechanism.unbonding_rounds": 2, "mechanism.stake_weighting": "conviction",
+             "world.quality_drift_sd": 0.5, "population.abstain_probability": 0.2}
 TABLES = ("rounds.parquet", "businesses.parquet", "policies.parquet", "devices.parquet",
           "stakers.parquet")
 
 
 @pytest.mark.parametrize("overrides", [{}, {"world.quality_drift_sd": 0.2,
                                             "adversaries.collusion.share": 0.1},
-                                       {"output.meter_readings": True}],
-                         ids=["default", "drift_colluders", "per_minute_devices"])
+                                       {"output.meter_readings": True}, ECONOMICS],
+                         ids=["default", "drift_colluders", "per_minute_devices", "economics"])
 def test_each_replica_writes_the_table_files_of_its_single_run(tmp_path: Path,
                                                                 overrides: dict) -> None:
     cfg = Config().with_overrides(rounds=60, **overrides)  # nights and days
@@ -35,7 +41,7 @@ def test_each_replica_writes_the_table_files_of_its_single_run(tmp_path: Path,
 
 
 def test_an_unbatchable_config_is_refused_by_name() -> None:
-    cfg = Config().with_overrides(**{"mechanism.unbonding_rounds": 2})
+    cfg = Config().with_overrides(**{"world.presence": [{"business": 3, "enters": 10}]})
     assert not batchable(cfg)
-    with pytest.raises(ValueError, match=r"mechanism\.unbonding_rounds"):
+    with pytest.raises(ValueError, match=r"world\.presence"):
         run_replicas(cfg, [1, 2])
