@@ -11,12 +11,13 @@ from lastwatt.config import Config
 from lastwatt.replica_run import batchable, run_replicas
 from lastwatt.simulation import run_simulation
 
-# every mechanism feature of lastwatt.model.replica_economics at once
+# every mechanism feature of lastwatt.model.replica_economics at once, and a Sybil
 ECONOMICS = {"mechanism.reward_mode": "revenue", "adversaries.bribery.share": 0.5,
              "adversaries.bribery.business": 1, "mechanism.inflation_rate": 0.01,
              "mechanism.inflation_change": 0.002, "mechanism.surplus": "positive_expected",
              "mechanism.unbonding_rounds": 2, "mechanism.stake_weighting": "conviction",
-             "world.quality_drift_sd": 0.5, "population.abstain_probability": 0.2}
+             "world.quality_drift_sd": 0.5, "population.abstain_probability": 0.2,
+             "adversaries.sybil.supply_share": 0.2, "adversaries.sybil.accounts": 5}
 TABLES = ("rounds.parquet", "businesses.parquet", "policies.parquet", "devices.parquet",
           "stakers.parquet")
 

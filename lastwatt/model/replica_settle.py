@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lastwatt.config import Config
-from lastwatt.model import replica_economics
+from lastwatt.model import replica_economics, replica_world
 from lastwatt.model.market import BASELINES, IDLE_FIGURES
 from lastwatt.model.performance import PERFORMANCE_MAX, PERFORMANCE_MIN
 from lastwatt.model.rowwise import dot_rows, gini_rows, oracle_rows, water_fill_rows
@@ -205,8 +205,8 @@ def _scalars(st: ReplicaState, plan: ReplicaPlan, result: np.ndarray,
         "participation": plan.participation, "token_supply": supply,
         "bonded_tokens": plan.stake_tokens.sum(axis=1), "stake_gini": gini_rows(st.wealth, supply),
         "turnover": _turnover(plan.selected, st.previous), "adversary_capture": capture,
-        # no Sybil, no entrants: the batch refuses world.presence and adversaries.sybil
-        "sybil_capture": np.full(len(result), np.nan),
+        # no entrants: the batch refuses world.presence
+        "sybil_capture": replica_world.sybil_capture(st.cfg, plan),
         "entrant_capture": np.full(len(result), np.nan),
         "bribe_capture": replica_economics.bribe_capture(st.cfg, plan),
     }

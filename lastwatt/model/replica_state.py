@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from lastwatt.config import Config
-from lastwatt.model import replica_economics
+from lastwatt.model import replica_economics, replica_world
 from lastwatt.model.market import Market
 from lastwatt.model.rowwise import BlockSumsRows
 from lastwatt.rng import Streams
@@ -137,6 +137,7 @@ class ReplicaState:
         if self.target.size:  # colluders: always bonded to their business
             wish[:, self.colluders] = self.target[0]
             abstain[:, self.colluders] = False
+        replica_world.commit_sybil(self.cfg, wish, abstain)
         deciding, bonded = replica_economics.bond(self, at, wish, abstain)
         self.choice[at] = np.where(deciding, wish, self.choice[at])
         self.has_choice[at] |= deciding

@@ -31,7 +31,7 @@ FREE = frozenset({
     "mechanism.price_per_kwh",
     "world.endowment", "world.pareto_shape", "world.rating_shared_sd", "world.quality_drift_sd",
     "world.jumps", "world.performance_sd_by_business",
-    "adversaries.collusion", "adversaries.bribery",
+    "adversaries.collusion", "adversaries.bribery", "adversaries.sybil",
 })
 
 

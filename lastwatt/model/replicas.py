@@ -68,7 +68,7 @@ class ReplicaMarket:
         self.state = ReplicaState.stack(cfg, markets)
         self.policy_names = markets[0].policy_names
         self.business_names = markets[0].business_names
-        self.n_replicas, self.n_stakers = len(self.seeds), cfg.population.households
+        self.n_replicas, self.n_stakers = len(self.seeds), markets[0].n_stakers  # Sybil too
         self.n_businesses = cfg.businesses.count
         self._cfg = cfg
 

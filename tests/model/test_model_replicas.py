@@ -52,14 +52,18 @@ SURPLUS_POSITIVE = {**BUSY_WORLD, "mechanism.surplus": "positive_expected",
 UNBONDING = {**BUSY_WORLD, "mechanism.unbonding_rounds": 3}
 CONVICTION = {**BUSY_WORLD, "mechanism.stake_weighting": "conviction",
               "mechanism.conviction_half_life_rounds": 3.0}
+SYBIL = {**BUSY_WORLD, "adversaries.sybil.supply_share": 0.3, "adversaries.sybil.accounts": 7,
+         "adversaries.sybil.business": 4, "population.abstain_probability": 0.1}
 ECONOMICS = {
+    "sybil": SYBIL, "sybil_one_account": {**SYBIL, "adversaries.sybil.accounts": 1,
+                                          "population.abstain_probability": 0.0},
     "revenue_bribery": REVENUE_BRIBERY, "bribery_own_value": BRIBERY_OWN_VALUE,
     "inflation": INFLATION, "surplus_reserve": SURPLUS_RESERVE,
     "surplus_positive_expected": SURPLUS_POSITIVE, "unbonding": UNBONDING,
     "conviction": CONVICTION,
     # ten selected: the sums over them take numpy's pairwise order (more than 8 values)
     "all_at_once": {**REVENUE_BRIBERY, **INFLATION, **SURPLUS_POSITIVE, **UNBONDING,
-                    **CONVICTION, "businesses.active_set": 10},
+                    **CONVICTION, **SYBIL, "businesses.active_set": 10},
 }
 
 
@@ -154,7 +158,6 @@ def test_row_kernels_equal_the_one_dimensional_code_bit_for_bit() -> None:
     [
         ({"population.policies": {"softmax": 0.5, "random": 0.5}}, "population.policies: random"),
         ({"population.consideration_set": 5}, "population.consideration_set"),
-        ({"adversaries.sybil.supply_share": 0.2}, "adversaries.sybil.supply_share"),
         ({"world.presence": [{"business": 3, "enters": 10}]}, "world.presence"),
     ],
 )
