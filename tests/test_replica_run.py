@@ -11,13 +11,14 @@ from lastwatt.config import Config
 from lastwatt.replica_run import batchable, run_replicas
 from lastwatt.simulation import run_simulation
 
-# every mechanism feature of lastwatt.model.replica_economics at once, and a Sybil
+# every mechanism feature of lastwatt.model.replica_economics at once, a Sybil, entry and exit
 ECONOMICS = {"mechanism.reward_mode": "revenue", "adversaries.bribery.share": 0.5,
              "adversaries.bribery.business": 1, "mechanism.inflation_rate": 0.01,
              "mechanism.inflation_change": 0.002, "mechanism.surplus": "positive_expected",
              "mechanism.unbonding_rounds": 2, "mechanism.stake_weighting": "conviction",
              "world.quality_drift_sd": 0.5, "population.abstain_probability": 0.2,
-             "adversaries.sybil.supply_share": 0.2, "adversaries.sybil.accounts": 5}
+             "adversaries.sybil.supply_share": 0.2, "adversaries.sybil.accounts": 5,
+             "world.presence": [{"business": 1, "enters": 20}, {"business": 3, "exits": 40}]}
 TABLES = ("rounds.parquet", "businesses.parquet", "policies.parquet", "devices.parquet",
           "stakers.parquet")
 
@@ -42,7 +43,7 @@ def test_each_replica_writes_the_table_files_of_its_single_run(tmp_path: Path,
 
 
 def test_an_unbatchable_config_is_refused_by_name() -> None:
-    cfg = Config().with_overrides(**{"world.presence": [{"business": 3, "enters": 10}]})
+    cfg = Config().with_overrides(**{"population.max_businesses_per_staker": 2})
     assert not batchable(cfg)
-    with pytest.raises(ValueError, match=r"world\.presence"):
+    with pytest.raises(ValueError, match=r"population\.max_businesses_per_staker"):
         run_replicas(cfg, [1, 2])

@@ -139,7 +139,9 @@ def settle_businesses(st: ReplicaState, cfg: Config, plan: ReplicaPlan, result: 
     credit = np.divide(earned, stake, out=np.zeros(stake.shape), where=staked)
     slash = (selected & ~positive) * mech.slash_fraction  # settlement.slash_rates
     if mech.slash_unselected > 0:
-        slash[~selected] = mech.slash_fraction * float(mech.slash_unselected)
+        avail = st.presence.available()
+        unselected = ~selected if mech.slash_unavailable or avail is None else ~selected & avail
+        slash[unselected] = mech.slash_fraction * float(mech.slash_unselected)
     slash[~settled] = 0.0
     return {"revenue": revenue, "reward": reward, "minted": minted, "bribe": bribe,
             "credit": credit, "slash": slash}

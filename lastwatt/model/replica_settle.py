@@ -47,12 +47,13 @@ def settle(st: ReplicaState, cfg: Config, plan: ReplicaPlan,
     np.maximum(performance, PERFORMANCE_MIN, out=performance)
     np.minimum(performance, PERFORMANCE_MAX, out=performance)
     result = metered * performance
-    chosen = _random_choice(st, cfg.businesses.active_set)
+    avail = st.presence.available()
+    chosen = _random_choice(st, cfg.businesses.active_set, avail)
     settled = plan.business_pool_wh > 0
     biz = replica_economics.settle_businesses(st, cfg, plan, result, metered, settled)
     gain, loss = _pay(st, biz["credit"] - biz["slash"], settled)
     replica_economics.steer(st, plan, settled)
-    figures = _benchmarks(st, cfg, plan, performance, chosen, settled)
+    figures = _benchmarks(st, cfg, plan, performance, chosen, settled, avail)
     for name, value in replica_economics.token_flows(cfg, biz, plan.stake_tokens).items():
         figures[name] = np.where(settled, value, IDLE_FIGURES[name])
     _publish(st, plan, metered, performance, result, settled)
@@ -82,14 +83,15 @@ def _move_world(st: ReplicaState, cfg: Config, round_index: int) -> None:
             st.quality[:, jump.business] = jump.quality
 
 
-def _random_choice(st: ReplicaState, count: int) -> np.ndarray:
-    """The random baseline's businesses (R, N) bool: each replica's permutation, every round."""
-    n = st.quality.shape[1]
-    perm = np.empty(st.quality.shape, dtype=np.intp)
+def _random_choice(st: ReplicaState, count: int, avail: np.ndarray | None) -> np.ndarray:
+    """The random baseline's businesses (R, N) bool: each replica's permutation of the
+    available businesses (drawn as one of their count), every round."""
+    candidates = np.arange(st.quality.shape[1]) if avail is None else np.flatnonzero(avail)
+    perm = np.empty((len(st.streams), len(candidates)), dtype=np.intp)
     for r, streams in enumerate(st.streams):
-        perm[r] = streams.baselines.permutation(n)
+        perm[r] = streams.baselines.permutation(len(candidates))
     chosen = np.zeros(st.quality.shape, dtype=bool)
-    np.put_along_axis(chosen, perm[:, :count], True, axis=1)
+    np.put_along_axis(chosen, candidates[perm[:, :count]], True, axis=1)
     return chosen
 
 
@@ -113,40 +115,55 @@ def _pay(st: ReplicaState, net: np.ndarray,
     return gain, loss
 
 
-def _last_output_rows(pool: np.ndarray, cap: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """``last_output_allocation`` per row: positive last results, else an equal split."""
+def _last_output_rows(pool: np.ndarray, cap: np.ndarray, last: np.ndarray,
+                      avail: np.ndarray | None) -> np.ndarray:
+    """``last_output_allocation`` per row: positive last results of the available
+    businesses, else an equal split over them."""
     weight = np.maximum(last, 0.0)
+    if avail is not None:
+        weight[:, ~avail] = 0.0
     none = ~(weight != 0).any(axis=1)
-    weight[none] = 1.0
+    weight[none] = 1.0 if avail is None else avail
     return water_fill_rows(pool, weight, cap)[0]
 
 
-def _ucb_rows(st: ReplicaState, cfg: Config, pool: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """``UcbAllocator.allocate`` per row: equal shares over the I largest indices."""
+def _ucb_rows(st: ReplicaState, cfg: Config, pool: np.ndarray, cap: np.ndarray,
+              avail: np.ndarray | None) -> np.ndarray:
+    """``UcbAllocator.allocate`` per row: equal shares over the I available businesses with
+    the largest indices."""
     sigma = float(np.max(st.sigma))
     count, t = st.ucb_count, np.maximum(st.ucb_t, 1).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         bonus = sigma * np.sqrt(2.0 * np.log(t)[:, None] / count)
     index = np.where(count > 0, st.ucb_mean + np.nan_to_num(bonus, nan=0.0), np.inf)
+    if avail is not None:
+        index[:, ~avail] = -np.inf  # sorted last, and never given a share
     order = np.argsort(-index, axis=1, kind="stable")[:, : cfg.businesses.active_set]
     weight = np.zeros(cap.shape)
     np.put_along_axis(weight, order, 1.0, axis=1)
+    if avail is not None:
+        weight *= avail
     return water_fill_rows(pool, weight, cap)[0]
 
 
 def _benchmarks(st: ReplicaState, cfg: Config, plan: ReplicaPlan, performance: np.ndarray,
-                chosen: np.ndarray, settled: np.ndarray) -> dict[str, np.ndarray]:
-    """``Market._benchmarks`` per row; idle replicas report zeros and learn nothing."""
+                chosen: np.ndarray, settled: np.ndarray,
+                avail: np.ndarray | None) -> dict[str, np.ndarray]:
+    """``Market._benchmarks`` per row; idle replicas report zeros and learn nothing. A
+    closed business (``avail``) is no oracle's: its p_i and q_i count as 0 (not eligible)."""
     pool, cap, active = plan.business_pool_wh, plan.cap_wh, cfg.businesses.active_set
     oracle_active = active if cfg.mechanism.oracle_respects_active_set else None
-    own = _last_output_rows(pool, cap, st.self_last_result)
-    ucb = _ucb_rows(st, cfg, pool, cap)
+    own = _last_output_rows(pool, cap, st.self_last_result, avail)
+    ucb = _ucb_rows(st, cfg, pool, cap, avail)
+    shown = (performance, st.quality) if avail is None else (
+        np.where(avail, performance, 0.0), np.where(avail, st.quality, 0.0))
+    equal = np.ones(cap.shape) if avail is None else np.broadcast_to(avail, cap.shape) * 1.0
     allocations = (
-        oracle_rows(pool, cap, performance, oracle_active),
-        oracle_rows(pool, cap, st.quality, active),
-        water_fill_rows(pool, np.ones(cap.shape), cap)[0],
+        oracle_rows(pool, cap, shown[0], oracle_active),
+        oracle_rows(pool, cap, shown[1], active),
+        water_fill_rows(pool, equal, cap)[0],
         water_fill_rows(pool, chosen.astype(float), cap)[0],
-        _last_output_rows(pool, cap, st.last_result),
+        _last_output_rows(pool, cap, st.last_result, avail),
         own, ucb,
     )
     at = settled[:, None]
@@ -205,9 +222,8 @@ def _scalars(st: ReplicaState, plan: ReplicaPlan, result: np.ndarray,
         "participation": plan.participation, "token_supply": supply,
         "bonded_tokens": plan.stake_tokens.sum(axis=1), "stake_gini": gini_rows(st.wealth, supply),
         "turnover": _turnover(plan.selected, st.previous), "adversary_capture": capture,
-        # no entrants: the batch refuses world.presence
         "sybil_capture": replica_world.sybil_capture(st.cfg, plan),
-        "entrant_capture": np.full(len(result), np.nan),
+        "entrant_capture": replica_world.entrant_capture(st, plan),
         "bribe_capture": replica_economics.bribe_capture(st.cfg, plan),
     }
     st.previous = plan.selected

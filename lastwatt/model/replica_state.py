@@ -76,6 +76,7 @@ class ReplicaState:
         self.soft_weights: np.ndarray | None = None  # (R, N, S_softmax) logit weights
         self.soft_stale = np.ones((r, n), dtype=bool)  # businesses whose weights are stale
         self.refresh(np.ones(r, dtype=bool))
+        self.presence = replica_world.Presence.of(self)  # closed at round 0: valued absent
         self.policy_codes = np.repeat(np.arange(p), [b.stop - b.start for _, b in self.blocks])
 
     @classmethod
@@ -122,6 +123,7 @@ class ReplicaState:
     def decide_and_bond(self, deciding_rows: np.ndarray) -> None:
         """``Market._decide_and_bond`` for the replicas of ``deciding_rows`` (not idle)."""
         at = _rows(deciding_rows)
+        replica_world.release(self, at)
         s = self.wealth.shape[1]
         soft = dict(self.blocks).get("softmax")
         n_soft = 0 if soft is None else soft.stop - soft.start
@@ -137,7 +139,7 @@ class ReplicaState:
         if self.target.size:  # colluders: always bonded to their business
             wish[:, self.colluders] = self.target[0]
             abstain[:, self.colluders] = False
-        replica_world.commit_sybil(self.cfg, wish, abstain)
+        replica_world.commit(self, wish, abstain)  # the Sybil; closed businesses: sit out
         deciding, bonded = replica_economics.bond(self, at, wish, abstain)
         self.choice[at] = np.where(deciding, wish, self.choice[at])
         self.has_choice[at] |= deciding
@@ -227,6 +229,7 @@ class ReplicaState:
             elif self.cfg.mechanism.stake_weighting == "conviction":
                 votes = replica_economics.conviction_votes(self, at, staker_stake, idle[at])
                 weight = self._per_business(votes, at)
+            weight = replica_world.open_only(self, weight)
             order[at], n_selected[at] = self._select(weight, np.flatnonzero(fresh))
             has = n_selected[at] >= 1
             self.herd_target[at] = np.where(has, order[at][:, 0], self.herd_target[at])

@@ -30,7 +30,7 @@ FREE = frozenset({
     "mechanism.surplus", "mechanism.conviction_half_life_rounds", "mechanism.reward_mode",
     "mechanism.price_per_kwh",
     "world.endowment", "world.pareto_shape", "world.rating_shared_sd", "world.quality_drift_sd",
-    "world.jumps", "world.performance_sd_by_business",
+    "world.jumps", "world.performance_sd_by_business", "world.presence", "world.entry_prior",
     "adversaries.collusion", "adversaries.bribery", "adversaries.sybil",
 })
 

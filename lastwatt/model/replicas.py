@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lastwatt.config import Config
-from lastwatt.model import replica_economics, replica_settle
+from lastwatt.model import replica_economics, replica_settle, replica_world
 from lastwatt.model.contract import Plan
 from lastwatt.model.market import Market
 from lastwatt.model.replica_state import ReplicaState
@@ -39,6 +39,7 @@ class ReplicaPlan:
     participation: np.ndarray  # (R,)
     business_pool_wh: np.ndarray  # (R,)
     cap_wh: np.ndarray  # (R, N)
+    available: np.ndarray | None = None  # (N,) open businesses (every replica); None: all
 
     def replica(self, r: int) -> Plan:
         """Replica ``r``'s plan, as ``Market.plan`` returns it."""
@@ -47,7 +48,8 @@ class ReplicaPlan:
             self.round_index, self.stake_tokens[r], self.selected[r],
             self.order[r, : self.n_selected[r]].tolist(), self.planned_wh[r],
             float(self.unplaced_wh[r]), float(self.participation[r]),
-            float(self.business_pool_wh[r]), self.cap_wh[r], np.ones(n, dtype=bool),
+            float(self.business_pool_wh[r]), self.cap_wh[r],
+            np.ones(n, dtype=bool) if self.available is None else self.available.copy(),
         )
 
 
@@ -80,6 +82,7 @@ class ReplicaMarket:
         pool = np.asarray(business_pool_wh, dtype=float).reshape(self.n_replicas)
         if not np.all(np.isfinite(pool) & (pool >= 0)):
             raise ValueError("business_pool_wh must be finite and >= 0 in every replica")
+        replica_world.open_round(st, round_index)  # entry and exit
         idle = (pool == 0) & st.has_bonded
         if not idle.all():
             st.decide_and_bond(~idle)  # step 3
@@ -92,7 +95,8 @@ class ReplicaMarket:
         np.put_along_axis(selected, order, ranks, axis=1)
         planned, unplaced = replica_economics.allocate(st, pool, stake, selected, cap)  # step 5
         st.plan = ReplicaPlan(round_index, stake, selected, order, n_selected, planned,
-                              unplaced, st.participation.copy(), pool, cap)
+                              unplaced, st.participation.copy(), pool, cap,
+                              st.presence.available())
         return st.plan
 
     # ---- steps 6-7 -----------------------------------------------------------------------

@@ -54,7 +54,17 @@ CONVICTION = {**BUSY_WORLD, "mechanism.stake_weighting": "conviction",
               "mechanism.conviction_half_life_rounds": 3.0}
 SYBIL = {**BUSY_WORLD, "adversaries.sybil.supply_share": 0.3, "adversaries.sybil.accounts": 7,
          "adversaries.sybil.business": 4, "population.abstain_probability": 0.1}
+# entry and exit: entrants (one in an idle stretch), exits of a top business and of the
+# colluders' business, a business open only in between
+PRESENCE = {**BUSY_WORLD, "world.presence": [
+    {"business": 1, "enters": 10}, {"business": 2, "exits": 30}, {"business": 4, "enters": 7},
+    {"business": 5, "enters": 15, "exits": 40}, {"business": 17, "exits": 45}]}
 ECONOMICS = {
+    "presence": PRESENCE,
+    # fewer businesses open than the active set: the UCB baseline must skip closed ones
+    "presence_uninformed_few_open": {**PRESENCE, "world.entry_prior": "uninformed",
+                                     "mechanism.slash_unavailable": True,
+                                     "businesses.active_set": 18},
     "sybil": SYBIL, "sybil_one_account": {**SYBIL, "adversaries.sybil.accounts": 1,
                                           "population.abstain_probability": 0.0},
     "revenue_bribery": REVENUE_BRIBERY, "bribery_own_value": BRIBERY_OWN_VALUE,
@@ -63,7 +73,7 @@ ECONOMICS = {
     "conviction": CONVICTION,
     # ten selected: the sums over them take numpy's pairwise order (more than 8 values)
     "all_at_once": {**REVENUE_BRIBERY, **INFLATION, **SURPLUS_POSITIVE, **UNBONDING,
-                    **CONVICTION, **SYBIL, "businesses.active_set": 10},
+                    **CONVICTION, **SYBIL, **PRESENCE, "businesses.active_set": 10},
 }
 
 
@@ -104,7 +114,7 @@ def test_replica_k_is_bit_identical_to_the_single_run_of_its_seed(overrides: dic
         for r, market in enumerate(singles):
             one = market.plan(k, float(pools[k, r]), 3600.0)
             mine = plan.replica(r)
-            for field in ("stake_tokens", "selected", "planned_wh", "cap_wh"):
+            for field in ("stake_tokens", "selected", "planned_wh", "cap_wh", "available"):
                 _same(getattr(mine, field), getattr(one, field), f"round {k} r {r} {field}")
             assert mine.selected_idx == one.selected_idx, f"round {k} r {r}"
             _same(mine.unplaced_wh, one.unplaced_wh, f"round {k} r {r} unplaced")
@@ -158,7 +168,6 @@ def test_row_kernels_equal_the_one_dimensional_code_bit_for_bit() -> None:
     [
         ({"population.policies": {"softmax": 0.5, "random": 0.5}}, "population.policies: random"),
         ({"population.consideration_set": 5}, "population.consideration_set"),
-        ({"world.presence": [{"business": 3, "enters": 10}]}, "world.presence"),
     ],
 )
 def test_an_unsupported_setting_is_named_and_refused(overrides: dict, named: str) -> None:
