@@ -6,7 +6,9 @@ Every round has business energy (the pool the active set can absorb, as
 CPU time per seed-round; the issue 11 target is >= 100,000 seed-rounds/s at 1,000 seeds.
 Check ``uptime``: the figures move with the machine's load.
 
-    python benchmarks/bench_replicas.py [--replicas 1000] [--rounds 50]
+    python benchmarks/bench_replicas.py [--replicas 1000] [--rounds 50] [--economics]
+
+``--economics``: with every mechanism and world feature of the batch on (``ECONOMICS``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ from lastwatt.config import Config
 from lastwatt.model.market import Market
 from lastwatt.model.replicas import ReplicaMarket
 from lastwatt.rng import streams
+
+# revenue mode, bribery, inflation, surplus, unbonding, conviction, a Sybil, entry and exit
+ECONOMICS = {
+    "mechanism.reward_mode": "revenue", "adversaries.bribery.share": 0.5,
+    "mechanism.inflation_rate": 0.001, "mechanism.inflation_change": 0.0001,
+    "mechanism.surplus": "positive_expected", "mechanism.unbonding_rounds": 2,
+    "mechanism.stake_weighting": "conviction", "adversaries.sybil.supply_share": 0.2,
+    "adversaries.sybil.accounts": 10, "population.abstain_probability": 0.1,
+    "world.presence": [{"business": 1, "enters": 10}, {"business": 3, "exits": 20}],
+}
 
 
 def bench_batch(cfg: Config, replicas: int, rounds: int) -> dict:
@@ -61,8 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--economics", action="store_true", help="every feature on")
     args = parser.parse_args()
-    cfg = Config()
+    cfg = Config().with_overrides(**ECONOMICS) if args.economics else Config()
     single = bench_single(cfg, 10, args.rounds)
     n_single = 10 * args.rounds
     print(f"{'how':>22} {'setup s':>8} {'seed-rounds/s':>14} {'cpu us/seed-round':>18}")

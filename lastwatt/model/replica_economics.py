@@ -51,7 +51,7 @@ def bond(st: ReplicaState, at: Any, wish: np.ndarray,
         return deciding, deciding
     left = st.econ.unbond_left[at]
     unbonding = left > 0
-    np.subtract(left, 1, out=left, where=unbonding)
+    left = np.maximum(left - 1, 0)  # one idle round less (the counts are never negative)
     abstain &= ~unbonding
     deciding = ~(abstain | unbonding)
     switching = deciding & st.has_choice[at] & (wish != st.choice[at])
