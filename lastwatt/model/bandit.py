@@ -20,10 +20,10 @@ from lastwatt.model.allocation import water_fill
 
 
 def ucb_index(mean: np.ndarray, count: np.ndarray, t: int, sigma: float) -> np.ndarray:
-    """Upper confidence bounds (N,); +inf for arms never observed."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bonus = sigma * np.sqrt(2.0 * np.log(max(t, 1)) / count)
-    return np.where(count > 0, mean + np.nan_to_num(bonus, nan=0.0), np.inf)
+    """Upper confidence bounds (N,); +inf for arms never observed (their count is taken
+    as 1 for the bonus, which they do not use: no division by zero to silence)."""
+    bonus = sigma * np.sqrt(2.0 * np.log(max(t, 1)) / np.maximum(count, 1))
+    return np.where(count > 0, mean + bonus, np.inf)
 
 
 def ucb_choice(index: np.ndarray, count: int, available: np.ndarray | None = None) -> np.ndarray:

@@ -41,7 +41,7 @@ def settle(st: ReplicaState, cfg: Config, plan: ReplicaPlan,
            metered: np.ndarray) -> ReplicaOutcome:
     """``Market.settle`` for every replica."""
     _move_world(st, cfg, plan.round_index)
-    performance = _draw(st, "performance")
+    performance = st.draws.normals("performance")
     performance *= st.sigma
     performance += st.quality
     np.maximum(performance, PERFORMANCE_MIN, out=performance)
@@ -64,19 +64,11 @@ def settle(st: ReplicaState, cfg: Config, plan: ReplicaPlan,
     )
 
 
-def _draw(st: ReplicaState, purpose: str) -> np.ndarray:
-    """One ``standard_normal(N)`` per replica from its ``purpose`` stream, into one buffer."""
-    out = np.empty(st.quality.shape)
-    for r, streams in enumerate(st.streams):
-        getattr(streams, purpose).standard_normal(out=out[r])
-    return out
-
-
 def _move_world(st: ReplicaState, cfg: Config, round_index: int) -> None:
     """``Market._move_world``: drift (each replica's world stream), then the jumps."""
     sd = cfg.world.quality_drift_sd
     if sd > 0:
-        st.quality = np.clip(st.quality + sd * _draw(st, "world"), QUALITY_MIN, QUALITY_MAX)
+        st.quality = np.clip(st.quality + sd * st.draws.normals("world"), QUALITY_MIN, QUALITY_MAX)
     for jump in cfg.world.jumps:
         if jump.round == round_index:
             st.quality = st.quality.copy()
@@ -87,9 +79,7 @@ def _random_choice(st: ReplicaState, count: int, avail: np.ndarray | None) -> np
     """The random baseline's businesses (R, N) bool: each replica's permutation of the
     available businesses (drawn as one of their count), every round."""
     candidates = np.arange(st.quality.shape[1]) if avail is None else np.flatnonzero(avail)
-    perm = np.empty((len(st.streams), len(candidates)), dtype=np.intp)
-    for r, streams in enumerate(st.streams):
-        perm[r] = streams.baselines.permutation(len(candidates))
+    perm = st.draws.permutations("baselines", size=len(candidates))
     chosen = np.zeros(st.quality.shape, dtype=bool)
     np.put_along_axis(chosen, candidates[perm[:, :count]], True, axis=1)
     return chosen
@@ -115,56 +105,54 @@ def _pay(st: ReplicaState, net: np.ndarray,
     return gain, loss
 
 
-def _last_output_rows(pool: np.ndarray, cap: np.ndarray, last: np.ndarray,
-                      avail: np.ndarray | None) -> np.ndarray:
-    """``last_output_allocation`` per row: positive last results of the available
+def _last_output_weight(last: np.ndarray, avail: np.ndarray | None) -> np.ndarray:
+    """``last_output_allocation``'s weights per row: positive last results of the available
     businesses, else an equal split over them."""
     weight = np.maximum(last, 0.0)
     if avail is not None:
         weight[:, ~avail] = 0.0
     none = ~(weight != 0).any(axis=1)
     weight[none] = 1.0 if avail is None else avail
-    return water_fill_rows(pool, weight, cap)[0]
+    return weight
 
 
-def _ucb_rows(st: ReplicaState, cfg: Config, pool: np.ndarray, cap: np.ndarray,
-              avail: np.ndarray | None) -> np.ndarray:
-    """``UcbAllocator.allocate`` per row: equal shares over the I available businesses with
+def _ucb_weight(st: ReplicaState, cfg: Config, avail: np.ndarray | None) -> np.ndarray:
+    """``UcbAllocator.allocate``'s weights per row: 1 for the I available businesses with
     the largest indices."""
     sigma = float(np.max(st.sigma))
     count, t = st.ucb_count, np.maximum(st.ucb_t, 1).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bonus = sigma * np.sqrt(2.0 * np.log(t)[:, None] / count)
-    index = np.where(count > 0, st.ucb_mean + np.nan_to_num(bonus, nan=0.0), np.inf)
+    bonus = sigma * np.sqrt(2.0 * np.log(t)[:, None] / np.maximum(count, 1))  # bandit.ucb_index
+    index = np.where(count > 0, st.ucb_mean + bonus, np.inf)
     if avail is not None:
         index[:, ~avail] = -np.inf  # sorted last, and never given a share
     order = np.argsort(-index, axis=1, kind="stable")[:, : cfg.businesses.active_set]
-    weight = np.zeros(cap.shape)
+    weight = np.zeros(count.shape)
     np.put_along_axis(weight, order, 1.0, axis=1)
     if avail is not None:
         weight *= avail
-    return water_fill_rows(pool, weight, cap)[0]
+    return weight
 
 
 def _benchmarks(st: ReplicaState, cfg: Config, plan: ReplicaPlan, performance: np.ndarray,
                 chosen: np.ndarray, settled: np.ndarray,
                 avail: np.ndarray | None) -> dict[str, np.ndarray]:
     """``Market._benchmarks`` per row; idle replicas report zeros and learn nothing. A
-    closed business (``avail``) is no oracle's: its p_i and q_i count as 0 (not eligible)."""
+    closed business (``avail``) is no oracle's: its p_i and q_i count as 0 (not eligible).
+    The five baselines' water-fills are one row-wise call (each row fills on its own)."""
     pool, cap, active = plan.business_pool_wh, plan.cap_wh, cfg.businesses.active_set
     oracle_active = active if cfg.mechanism.oracle_respects_active_set else None
-    own = _last_output_rows(pool, cap, st.self_last_result, avail)
-    ucb = _ucb_rows(st, cfg, pool, cap, avail)
     shown = (performance, st.quality) if avail is None else (
         np.where(avail, performance, 0.0), np.where(avail, st.quality, 0.0))
     equal = np.ones(cap.shape) if avail is None else np.broadcast_to(avail, cap.shape) * 1.0
+    weights = (equal, chosen.astype(float), _last_output_weight(st.last_result, avail),
+               _last_output_weight(st.self_last_result, avail), _ucb_weight(st, cfg, avail))
+    filled = water_fill_rows(np.tile(pool, len(weights)), np.concatenate(weights),
+                             np.tile(cap, (len(weights), 1)))[0]
+    equal, random_, reweighted, own, ucb = np.split(filled, len(weights))
     allocations = (
         oracle_rows(pool, cap, shown[0], oracle_active),
         oracle_rows(pool, cap, shown[1], active),
-        water_fill_rows(pool, equal, cap)[0],
-        water_fill_rows(pool, chosen.astype(float), cap)[0],
-        _last_output_rows(pool, cap, st.last_result, avail),
-        own, ucb,
+        equal, random_, reweighted, own, ucb,
     )
     at = settled[:, None]
     st.self_last_result = np.where(at, own * performance, st.self_last_result)

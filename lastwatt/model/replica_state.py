@@ -11,10 +11,11 @@ import numpy as np
 from lastwatt.config import Config
 from lastwatt.model import replica_economics, replica_world
 from lastwatt.model.market import Market
+from lastwatt.model.replica_draws import ReplicaDraws
 from lastwatt.model.rowwise import BlockSumsRows
 from lastwatt.rng import Streams
 
-SOFTMAX_CHUNK = 16  # replicas per pass: (16, N, S) float32 weights stay in cache at the seed's size
+SOFTMAX_CELLS = 1 << 18  # float32 running sums per pass (1 MiB): they stay in cache
 
 
 def _rows(mask: np.ndarray) -> Any:
@@ -73,8 +74,10 @@ class ReplicaState:
         self.previous: np.ndarray | None = None  # (R, N) bool selected of the last round
         self.econ = replica_economics.Economics.of(self.cfg, r, s)
         self.value = np.empty_like(self.noise)
-        self.soft_weights: np.ndarray | None = None  # (R, N, S_softmax) logit weights
+        self.soft_weights: np.ndarray | None = None  # (N, R, S_softmax) logit weights
         self.soft_stale = np.ones((r, n), dtype=bool)  # businesses whose weights are stale
+        self.draws = ReplicaDraws(self.streams, n)
+        self._caps: tuple[float, np.ndarray] = (float("nan"), np.zeros((r, n)))
         self.refresh(np.ones(r, dtype=bool))
         self.presence = replica_world.Presence.of(self)  # closed at round 0: valued absent
         self.policy_codes = np.repeat(np.arange(p), [b.stop - b.start for _, b in self.blocks])
@@ -98,18 +101,27 @@ class ReplicaState:
         )
 
     def caps(self, round_s: float) -> np.ndarray:
-        """Each replica's caps for ``round_s`` (RoundCaps computes each once)."""
-        return np.stack([caps(round_s) for caps in self.cap_fns])
+        """Each replica's caps for ``round_s``, stacked once per round length (read-only, as
+        RoundCaps's)."""
+        if self._caps[0] != round_s:
+            caps = np.stack([caps(round_s) for caps in self.cap_fns])
+            caps.flags.writeable = False
+            self._caps = (round_s, caps)
+        return self._caps[1]
 
     def refresh(self, rows: np.ndarray, changed: np.ndarray | None = None) -> None:
         """``Consideration._refresh_every_business`` for ``rows``: decay * noise + base.
         ``changed`` (R, N): only those businesses' values (the others' inputs are unchanged,
         so the formula would give their values again)."""
-        if changed is not None:
-            base = (self.decay[changed] * self.rating[changed] + self.news[changed])
-            value = self.decay[changed].astype(np.float32)[:, None] * self.noise[changed]
+        if changed is not None:  # rows of (R * N, S) by flat index: cheaper than the mask
+            cells = np.flatnonzero(changed)
+            decay = self.decay.ravel()[cells]
+            base = decay * self.rating.ravel()[cells] + self.news.ravel()[cells]
+            n_stakers = self.value.shape[2]
+            value = np.take(self.noise.reshape(-1, n_stakers), cells, axis=0)
+            value *= decay.astype(np.float32)[:, None]
             value += base.astype(np.float32)[:, None]
-            self.value[changed] = value
+            self.value.reshape(-1, n_stakers)[cells] = value
             self.soft_stale |= changed
             return
         at = _rows(rows)
@@ -129,10 +141,8 @@ class ReplicaState:
         n_soft = 0 if soft is None else soft.stop - soft.start
         draws_abstain = bool(np.max(self.threshold) > 0)
         width = (s if draws_abstain else 0) + n_soft
-        uniform = np.empty((len(self.streams), width), dtype=np.float32)
-        for r in np.flatnonzero(deciding_rows):  # one call: float32 draws are sequential
-            self.streams[r].market.random(dtype=np.float32, out=uniform[r])
-        uniform = uniform[at]
+        # one call per replica: float32 draws are sequential
+        uniform = self.draws.uniforms(np.flatnonzero(deciding_rows), width)[at]
         abstain = self.abstain[at]
         abstain[:] = uniform[:, :s] < self.threshold if draws_abstain else False
         wish = self._wishes(at, uniform[:, width - n_soft:])
@@ -173,27 +183,26 @@ class ReplicaState:
 
     def _softmax(self, at: Any, block: slice, uniform: np.ndarray) -> np.ndarray:
         """``agents.logit_weights`` + ``cumulative_rows`` + ``draw_rows`` per replica. The
-        logit weights are kept between rounds and recomputed only for businesses whose values
-        changed (the same bits: the same formula on the same values), a few replicas at a time
-        so that the running sums stay in cache."""
+        logit weights are kept between rounds, candidates first ``(N, R, S_softmax)`` (each
+        running-sum step is then one pass over every replica's stakers), and recomputed only
+        for businesses whose values changed (the same bits: the same formula on the same
+        values)."""
         temperature = self.cfg.population.temperature
         if np.any(self.value_bound / temperature > 60):  # the guard: a max over candidates
             weights = self._logit(self.value[at][:, :, block], self.value_bound[at])
-        else:
-            if self.soft_weights is None:
-                self.soft_weights = np.empty(self.value[:, :, block].shape, dtype=np.float32)
-            stale = np.zeros_like(self.soft_stale)  # of the deciding replicas only
-            stale[at] = self.soft_stale[at]
-            r, n = np.nonzero(stale)
-            self.soft_weights[r, n] = self._logit(self.value[r, n][:, None, block],
-                                                  self.value_bound[r])[:, 0]
-            self.soft_stale[r, n] = False
-            weights = self.soft_weights[at]
-        rows = np.empty((weights.shape[0], weights.shape[2]), dtype=np.intp)
-        for start in range(0, len(weights), SOFTMAX_CHUNK):
-            part = slice(start, start + SOFTMAX_CHUNK)
-            rows[part] = _draw_rows(weights[part], uniform[part])
-        return rows
+            return _draw_rows(weights.transpose(1, 0, 2), uniform)
+        if self.soft_weights is None:
+            rows, width = self.soft_stale.shape
+            self.soft_weights = np.empty((width, rows, block.stop - block.start), np.float32)
+        stale = np.zeros_like(self.soft_stale)  # of the deciding replicas only
+        stale[at] = self.soft_stale[at]
+        cells = np.flatnonzero(stale)  # rows of the flat (R * N, S) values
+        r, n = np.divmod(cells, stale.shape[1])
+        values = self.value.reshape(-1, self.value.shape[2])[cells, block]
+        weights = self.soft_weights.reshape(-1, self.soft_weights.shape[2])
+        weights[n * stale.shape[0] + r] = self._logit(values[:, None], self.value_bound[r])[:, 0]
+        self.soft_stale[r, n] = False
+        return _draw_rows(self.soft_weights[:, at], uniform)
 
     def _logit(self, values: np.ndarray, bound: np.ndarray) -> np.ndarray:
         """``agents.logit_weights`` per replica (rows, c, S): the max-subtracting guard only
@@ -250,10 +259,8 @@ class ReplicaState:
     def _select(self, weight: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``select_active_set`` per row: each replica's permutation from its market stream,
         then a stable sort by weight of the eligible ones (ineligible sorted last)."""
-        n = weight.shape[1]
-        perm = np.empty((len(rows), n), dtype=np.intp)
-        for i, r in enumerate(rows):
-            perm[i] = self.streams[r].market.permutation(n)
+        every = len(rows) == len(self.streams)
+        perm = self.draws.permutations("market", None if every else rows)
         w = np.take_along_axis(weight, perm, axis=1)
         eligible = w > 0
         rank = np.argsort(np.where(eligible, -w, np.inf), axis=1, kind="stable")
@@ -263,12 +270,21 @@ class ReplicaState:
 
 
 def _draw_rows(weights: np.ndarray, uniform: np.ndarray) -> np.ndarray:
-    """``agents.cumulative_rows`` + ``draw_rows`` per replica, on a copy of ``weights``."""
-    cumulative = np.empty_like(weights)
-    cumulative[:, 0] = weights[:, 0]
-    for j in range(1, weights.shape[1]):  # running sums down the candidates, in order
-        np.add(cumulative[:, j - 1], weights[:, j], out=cumulative[:, j])
-    below = cumulative[:, :-1] <= uniform[:, None, :] * cumulative[:, -1:]
-    if below.shape[1] < 128:
-        return below.view(np.int8).sum(axis=1, dtype=np.int8)
-    return below.sum(axis=1)
+    """``agents.cumulative_rows`` + ``draw_rows`` per replica: ``weights`` (c, rows, S),
+    ``uniform`` (rows, S). A few replicas at a time, so that the running sums stay in cache."""
+    c, n_rows, n_stakers = weights.shape
+    rows = np.empty((n_rows, n_stakers), dtype=np.intp)
+    step = max(1, SOFTMAX_CELLS // max(1, c * n_stakers))
+    buffer = np.empty((c, min(step, n_rows), n_stakers), dtype=np.float32)
+    for start in range(0, n_rows, step):
+        part = slice(start, min(start + step, n_rows))
+        cumulative, w = buffer[:, : part.stop - start], weights[:, part]
+        np.copyto(cumulative[0], w[0])
+        for j in range(1, c):  # running sums down the candidates, in order
+            np.add(cumulative[j - 1], w[j], out=cumulative[j])
+        below = cumulative[:-1] <= uniform[part] * cumulative[-1]
+        if c <= 128:  # count in int8, as the 1-D draw_rows
+            rows[part] = below.view(np.int8).sum(axis=0, dtype=np.int8)
+        else:
+            rows[part] = below.sum(axis=0)
+    return rows

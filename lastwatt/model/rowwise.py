@@ -12,27 +12,33 @@ import numpy as np
 from lastwatt.model.allocation import FEW
 
 
-def packed(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's masked values moved to the front in index order (zeros after), and counts:
-    the row's ``values[mask]`` as the 1-D code compresses it."""
-    order = np.argsort(~mask, axis=1, kind="stable")
-    return np.take_along_axis(np.where(mask, values, 0.0), order, axis=1), mask.sum(axis=1)
-
-
 def masked_sums(values: np.ndarray, mask: np.ndarray, sequential: np.ndarray) -> np.ndarray:
     """Per row, the sum of ``values[mask]``: in index order where ``sequential`` (Python's
     ``sum`` of floats), else numpy's pairwise order over the compressed values (``a[m].sum()``).
     A running sum is sequential (zeros add nothing), and numpy's pairwise sum of fewer than 8
-    values is too; rows of one larger count go through one numpy row sum, the 1-D sum's order."""
-    masked = np.where(mask, values, 0.0)
-    out = np.cumsum(masked, axis=1)[:, -1]
-    pairwise = ~sequential & (mask.sum(axis=1) >= 8)
+    values is too; rows of one larger count are compressed together (a boolean index keeps
+    each row's values in order, one row after another) and summed by one numpy row sum, the
+    1-D sum's order."""
+    out = running_totals(np.where(mask, values, 0.0))
+    counts = np.count_nonzero(mask, axis=1)
+    pairwise = ~sequential & (counts >= 8)
     if pairwise.any():
-        vals, counts = packed(masked[pairwise], mask[pairwise])
-        sums = np.empty(len(vals))
-        for n in np.unique(counts):
-            sums[counts == n] = vals[counts == n, :n].sum(axis=1)
-        out[pairwise] = sums
+        for n in np.unique(counts[pairwise]).tolist():
+            rows = np.flatnonzero(pairwise & (counts == n))
+            out[rows] = values[rows][mask[rows]].reshape(len(rows), n).sum(axis=1)
+    return out
+
+
+def running_totals(values: np.ndarray) -> np.ndarray:
+    """``np.cumsum(values, axis=1)[:, -1]``, the same adds in the same order: for many short
+    rows a column at a time over a transposed copy (numpy's cumsum along short rows costs
+    several times more per value; below ~200 rows its single call is cheaper)."""
+    if values.shape[1] > 64 or values.shape[0] < 200:
+        return np.cumsum(values, axis=1)[:, -1]
+    columns = values.T.copy()
+    out = columns[0].copy()
+    for column in columns[1:]:
+        out += column
     return out
 
 
@@ -47,32 +53,35 @@ def water_fill_rows(
     """:func:`lastwatt.model.allocation.water_fill` per row: ``(energy (R, N), unplaced (R,))``.
 
     Both of its paths: up to ``FEW`` open businesses it sums in index order, above that in
-    numpy's pairwise order; the path is chosen on the first pass, as there."""
+    numpy's pairwise order; the path is chosen on the first pass, as there. Each pass works
+    on the rows still filling only (their arrays shrink as rows finish)."""
     energy = np.zeros(weight.shape)
     left = python_max0(np.asarray(pool_wh, dtype=float)).copy()
     is_open = weight > 0
-    few = is_open.sum(axis=1) <= FEW
-    going = left > 0
-    while True:
-        going &= (left > 0) & is_open.any(axis=1)
-        if not going.any():
-            return energy, left
-        rows = np.flatnonzero(going)
-        w, cap, now_open = weight[rows], cap_wh[rows], is_open[rows]
-        total = masked_sums(w, now_open, few[rows])
+    rows = np.flatnonzero((left > 0) & is_open.any(axis=1))
+    w, cap, now_open = weight[rows], cap_wh[rows], is_open[rows]
+    few = np.count_nonzero(now_open, axis=1) <= FEW
+    e, room = np.zeros(w.shape), left[rows]
+    while rows.size:
+        total = masked_sums(w, now_open, few)
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = left[rows, None] * (w / total[:, None])
+            share = room[:, None] * (w / total[:, None])
         capped = now_open & (share >= cap)
-        done = ~capped.any(axis=1)
-        energy[rows[done]] = np.where(now_open[done], share[done], energy[rows[done]])
+        more = capped.any(axis=1)
+        done = ~more
+        energy[rows[done]] = np.where(now_open[done], share[done], e[done])
         left[rows[done]] = 0.0
-        going[rows[done]] = False
-        more = rows[~done]
-        capped = capped[~done]
-        energy[more] = np.where(capped, cap[~done], energy[more])
-        capped_wh = masked_sums(cap[~done], capped, few[more])
-        left[more] = python_max0(left[more] - capped_wh)
-        is_open[more] &= ~capped
+        rows, w, cap, now_open, few, e, room, capped = (
+            a[more] for a in (rows, w, cap, now_open, few, e, room, capped))
+        np.copyto(e, cap, where=capped)
+        room = python_max0(room - masked_sums(cap, capped, few))
+        now_open &= ~capped
+        going = (room > 0) & now_open.any(axis=1)
+        stop = rows[~going]
+        energy[stop], left[stop] = e[~going], room[~going]
+        rows, w, cap, now_open, few, e, room = (
+            a[going] for a in (rows, w, cap, now_open, few, e, room))
+    return energy, left
 
 
 def oracle_rows(
