@@ -14,6 +14,7 @@ import numpy as np
 
 from lastwatt.config import Config
 from lastwatt.model import replica_economics, replica_world
+from lastwatt.model.beliefs import DECAY_FLOOR
 from lastwatt.model.market import BASELINES, IDLE_FIGURES
 from lastwatt.model.performance import PERFORMANCE_MAX, PERFORMANCE_MIN
 from lastwatt.model.rowwise import dot_rows, gini_rows, oracle_rows, water_fill_rows
@@ -173,7 +174,8 @@ def _publish(st: ReplicaState, plan: ReplicaPlan, metered: np.ndarray,
     lr = st.cfg.population.learning_rate
     keep = 1.0 - lr
     st.news = np.where(observed, keep * st.news + lr * performance, st.news)
-    st.decay = np.where(observed, st.decay * keep, st.decay)
+    decay = st.decay * keep  # floored as Beliefs.observe does: no subnormals, same bits
+    st.decay = np.where(observed & (decay >= DECAY_FLOOR), decay, np.where(observed, 0.0, st.decay))
     st.observations += observed
     if observed.any():
         st.refresh(observed.any(axis=1), observed)

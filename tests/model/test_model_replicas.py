@@ -193,3 +193,19 @@ def test_a_model_setting_off_its_default_and_not_whitelisted_is_refused(monkeypa
     assert unsupported(Config().with_overrides(**{"world.quality_drift_sd": 0.1})) == (
         "world.quality_drift_sd")
     assert unsupported(Config()) is None
+
+
+def test_beliefs_past_the_decay_floor_stay_bit_identical_and_never_subnormal() -> None:
+    """Hundreds of observations drive the weight left on the prior below ``DECAY_FLOOR``:
+    the batch flushes it to 0 exactly as the single run does (no subnormals)."""
+    cfg = Config().with_overrides(**{"population.households": 20, "businesses.count": 3,
+                                     "businesses.active_set": 3})
+    batch, market = ReplicaMarket(cfg, [3]), Market(cfg, streams(3))
+    for k in range(450):
+        plan, one = batch.plan(k, np.array([40_000.0]), 3600.0), market.plan(k, 40_000.0, 3600.0)
+        market.settle(one, one.planned_wh)
+        batch.settle(plan, plan.planned_wh)
+    decay = market._beliefs.decay
+    assert (decay == 0.0).any(), "the floor was never reached: observe more rounds"
+    _same(batch.state.decay[0], decay, "decay")
+    _same(batch.state.news[0], market._beliefs.news, "news")
