@@ -7,6 +7,8 @@ CPU time per seed-round; the issue 11 target is >= 100,000 seed-rounds/s at 1,00
 Check ``uptime``: the figures move with the machine's load.
 
     python benchmarks/bench_replicas.py [--replicas 1000] [--rounds 50] [--economics]
+        [--policies ewa=0.3,q_learning=0.3,epsilon_greedy=0.2,random=0.2]
+        [--consideration-set 5] [--max-businesses 3]
 
 ``--economics``: with every mechanism and world feature of the batch on (``ECONOMICS``).
 """
@@ -74,8 +76,20 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--economics", action="store_true", help="every feature on")
+    parser.add_argument("--policies", default=None,
+                        help="policy mix as name=share,... (default: the config's)")
+    parser.add_argument("--consideration-set", type=int, default=0,
+                        help="businesses each staker considers (0: all)")
+    parser.add_argument("--max-businesses", type=int, default=1,
+                        help="max_businesses_per_staker: k slots per staker")
     args = parser.parse_args()
     cfg = Config().with_overrides(**ECONOMICS) if args.economics else Config()
+    cfg = cfg.with_overrides(**{"population.consideration_set": args.consideration_set,
+                                "population.max_businesses_per_staker": args.max_businesses})
+    if args.policies:
+        mix = {name: float(share) for name, share in
+               (item.split("=") for item in args.policies.split(","))}
+        cfg = cfg.with_overrides(**{"population.policies": mix})
     single = bench_single(cfg, 10, args.rounds)
     n_single = 10 * args.rounds
     print(f"{'how':>22} {'setup s':>8} {'seed-rounds/s':>14} {'cpu us/seed-round':>18}")

@@ -25,8 +25,14 @@ TABLES = ("rounds.parquet", "businesses.parquet", "policies.parquet", "devices.p
 
 @pytest.mark.parametrize("overrides", [{}, {"world.quality_drift_sd": 0.2,
                                             "adversaries.collusion.share": 0.1},
-                                       {"output.meter_readings": True}, ECONOMICS],
-                         ids=["default", "drift_colluders", "per_minute_devices", "economics"])
+                                       {"output.meter_readings": True}, ECONOMICS,
+                                       {"population.policies": {
+                                           "ewa": 0.25, "q_learning": 0.25,
+                                           "epsilon_greedy": 0.25, "random": 0.25},
+                                        "population.consideration_set": 6},
+                                       {"population.max_businesses_per_staker": 2}],
+                         ids=["default", "drift_colluders", "per_minute_devices", "economics",
+                              "drawing_and_learning_policies", "two_businesses_per_staker"])
 def test_each_replica_writes_the_table_files_of_its_single_run(tmp_path: Path,
                                                                 overrides: dict) -> None:
     cfg = Config().with_overrides(rounds=60, **overrides)  # nights and days
@@ -43,7 +49,8 @@ def test_each_replica_writes_the_table_files_of_its_single_run(tmp_path: Path,
 
 
 def test_an_unbatchable_config_is_refused_by_name() -> None:
-    cfg = Config().with_overrides(**{"population.max_businesses_per_staker": 2})
+    cfg = Config().with_overrides(**{"population.max_businesses_per_staker": 2,
+                                     "mechanism.unbonding_rounds": 2})  # not compared yet
     assert not batchable(cfg)
     with pytest.raises(ValueError, match=r"population\.max_businesses_per_staker"):
         run_replicas(cfg, [1, 2])

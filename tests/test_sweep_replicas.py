@@ -54,5 +54,5 @@ def test_seeds_group_into_batches_of_at_least_min_batch_for_batchable_points() -
     assert np.concatenate(groups).tolist() == seeds
     assert seed_groups(cfg, {}, seeds[: MIN_BATCH - 1], groups=1) == [[s] for s in
                                                                        seeds[: MIN_BATCH - 1]]
-    unbatchable = {"population.max_businesses_per_staker": 2}
+    unbatchable = {"population.max_businesses_per_staker": 2, "mechanism.unbonding_rounds": 2}
     assert seed_groups(cfg, unbatchable, seeds, groups=1) == [[s] for s in seeds]

@@ -52,7 +52,13 @@ def settle(st: ReplicaState, cfg: Config, plan: ReplicaPlan,
     chosen = _random_choice(st, cfg.businesses.active_set, avail)
     settled = plan.business_pool_wh > 0
     biz = replica_economics.settle_businesses(st, cfg, plan, result, metered, settled)
-    gain, loss = _pay(st, biz["credit"] - biz["slash"], settled)
+    net = biz["credit"] - biz["slash"]
+    if st.policies is not None:  # the learners see the per-token payoffs
+        st.policies.learn(net, st.bonded, settled)
+    if st.slots is not None:  # k > 1: gains and losses summed over the slots
+        gain, loss = st.slots.pay(st, biz["credit"], biz["slash"], settled)
+    else:
+        gain, loss = _pay(st, net, settled)
     replica_economics.steer(st, plan, settled)
     figures = _benchmarks(st, cfg, plan, performance, chosen, settled, avail)
     for name, value in replica_economics.token_flows(cfg, biz, plan.stake_tokens).items():

@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from lastwatt.config import Config
-from lastwatt.model import replica_economics, replica_world
+from lastwatt.model import replica_candidates, replica_economics, replica_world
 from lastwatt.model.market import Market
 from lastwatt.model.replica_draws import ReplicaDraws
+from lastwatt.model.replica_policies import POLICIES, ReplicaPolicies
+from lastwatt.model.replica_slots import ReplicaSlots
 from lastwatt.model.rowwise import BlockSumsRows
 from lastwatt.rng import Streams
 
@@ -48,6 +50,7 @@ class ReplicaState:
     target: np.ndarray
     value: np.ndarray = field(init=False)  # (R, N, S) float32: every staker's values
     plan: Any = None
+    business: Any = None  # (R, c, S) candidate businesses of a consideration set, else None
 
     def __post_init__(self) -> None:
         r, s = self.wealth.shape
@@ -74,11 +77,14 @@ class ReplicaState:
         self.previous: np.ndarray | None = None  # (R, N) bool selected of the last round
         self.econ = replica_economics.Economics.of(self.cfg, r, s)
         self.value = np.empty_like(self.noise)
-        self.soft_weights: np.ndarray | None = None  # (N, R, S_softmax) logit weights
-        self.soft_stale = np.ones((r, n), dtype=bool)  # businesses whose weights are stale
+        self.soft_weights: np.ndarray | None = None  # (c, R, S_softmax) logit weights
+        self.soft_stale = np.ones((r, self.noise.shape[1]), dtype=bool)  # candidates, stale
         self.draws = ReplicaDraws(self.streams, n)
         self._caps: tuple[float, np.ndarray] = (float("nan"), np.zeros((r, n)))
         self.refresh(np.ones(r, dtype=bool))
+        self.policies = ReplicaPolicies.of(self.cfg, self.blocks, r, self.threshold,
+                                           self.business, self.noise.shape[1])
+        self.slots = ReplicaSlots.of(self)  # k > 1 businesses per staker, else None
         self.presence = replica_world.Presence.of(self)  # closed at round 0: valued absent
         self.policy_codes = np.repeat(np.arange(p), [b.stop - b.start for _, b in self.blocks])
 
@@ -98,6 +104,7 @@ class ReplicaState:
             _stack(markets, lambda m: m._consideration.value_bound),
             _stack(markets, lambda m: m._ledger.wealth),
             m0._abstain_threshold, m0._adversaries.colluders, m0._adversaries.collusion_target,
+            business=replica_candidates.stacked_business(markets),
         )
 
     def caps(self, round_s: float) -> np.ndarray:
@@ -113,6 +120,9 @@ class ReplicaState:
         """``Consideration._refresh_every_business`` for ``rows``: decay * noise + base.
         ``changed`` (R, N): only those businesses' values (the others' inputs are unchanged,
         so the formula would give their values again)."""
+        if self.business is not None:  # a consideration set: cells of candidates
+            replica_candidates.refresh(self, rows, changed)
+            return
         if changed is not None:  # rows of (R * N, S) by flat index: cheaper than the mask
             cells = np.flatnonzero(changed)
             decay = self.decay.ravel()[cells]
@@ -134,6 +144,9 @@ class ReplicaState:
     # ---- step 3 --------------------------------------------------------------------------
     def decide_and_bond(self, deciding_rows: np.ndarray) -> None:
         """``Market._decide_and_bond`` for the replicas of ``deciding_rows`` (not idle)."""
+        if self.slots is not None:  # k > 1 slots per staker
+            self.slots.decide_and_bond(self, deciding_rows)
+            return
         at = _rows(deciding_rows)
         replica_world.release(self, at)
         s = self.wealth.shape[1]
@@ -141,11 +154,15 @@ class ReplicaState:
         n_soft = 0 if soft is None else soft.stop - soft.start
         draws_abstain = bool(np.max(self.threshold) > 0)
         width = (s if draws_abstain else 0) + n_soft
-        # one call per replica: float32 draws are sequential
-        uniform = self.draws.uniforms(np.flatnonzero(deciding_rows), width)[at]
+        if self.policies is not None:  # other drawing policies: their calls in order
+            uniform = self.policies.draw(self.streams, deciding_rows)[at]
+        else:  # one call per replica: float32 draws are sequential
+            uniform = self.draws.uniforms(np.flatnonzero(deciding_rows), width)[at]
         abstain = self.abstain[at]
         abstain[:] = uniform[:, :s] < self.threshold if draws_abstain else False
         wish = self._wishes(at, uniform[:, width - n_soft:])
+        if self.policies is not None:  # every bond looks like a loss: stay out
+            self.policies.abstain(at, abstain)
         if self.target.size:  # colluders: always bonded to their business
             wish[:, self.colluders] = self.target[0]
             abstain[:, self.colluders] = False
@@ -163,23 +180,34 @@ class ReplicaState:
         values = self.value[at]
         for name, block in self.blocks:
             if name == "softmax":
-                wish[:, block] = self._softmax(at, block, soft_uniform)
+                wish[:, block] = self._to_business(at, block,
+                                                   self._softmax(at, block, soft_uniform))
             elif name == "herding":  # the last active set's top business, once there is one
                 target = self.herd_target[at]
                 wish[:, block] = target[:, None]
                 lost = np.flatnonzero(target < 0)
                 if lost.size:
-                    wish[lost, block] = values[lost][:, :, block].argmax(axis=1)
+                    wish[lost, block] = self._to_business(
+                        np.arange(len(self.streams))[at][lost], block,
+                        values[lost][:, :, block].argmax(axis=1))
             elif name == "greedy":
-                wish[:, block] = values[:, :, block].argmax(axis=1)
+                wish[:, block] = self._to_business(at, block, values[:, :, block].argmax(axis=1))
+            elif name in POLICIES and self.policies is not None:
+                wish[:, block] = self._to_business(at, block,
+                                                   self.policies.wish(at, name, block, values))
             elif name == "loyal":  # greedy on their first decision, then never again
                 first = ~self.has_choice[at][:, block] & self.loyal_pending[at][:, None]
                 self.loyal_pending[at] = self.loyal_pending[at] & first.any(axis=1)
                 rows = np.flatnonzero(first.any(axis=1))
                 if rows.size:
-                    greedy = values[rows][:, :, block].argmax(axis=1)
+                    greedy = self._to_business(np.arange(len(self.streams))[at][rows], block,
+                                               values[rows][:, :, block].argmax(axis=1))
                     wish[rows, block] = np.where(first[rows], greedy, wish[rows, block])
         return wish
+
+    def _to_business(self, at: Any, block: slice, rows: np.ndarray) -> np.ndarray:
+        """Candidate ``rows`` (n, S_block) of the replicas ``at`` -> businesses."""
+        return replica_candidates.to_business(self.business, at, block, rows)
 
     def _softmax(self, at: Any, block: slice, uniform: np.ndarray) -> np.ndarray:
         """``agents.logit_weights`` + ``cumulative_rows`` + ``draw_rows`` per replica. The
@@ -242,6 +270,8 @@ class ReplicaState:
             order[at], n_selected[at] = self._select(weight, np.flatnonzero(fresh))
             has = n_selected[at] >= 1
             self.herd_target[at] = np.where(has, order[at][:, 0], self.herd_target[at])
+            if self.slots is not None:
+                self.slots.follow(at, order[at], n_selected[at])
             keep = idle[at]
             self.kept[at] = keep
             self.kept_stake[at], self.kept_order[at] = stake[at], order[at]
@@ -252,6 +282,8 @@ class ReplicaState:
         """``bonded_stake_per_business`` per row: one bincount over replica-offset indices
         (each bin adds its stakers in staker order, as the 1-D bincount)."""
         rows, n = staker_tokens.shape[0], self.quality.shape[1]
+        if self.slots is not None:
+            return self.slots.per_business(staker_tokens, at, n)
         index = self.choice[at] + (np.arange(rows) * n)[:, None]
         sums = np.bincount(index.ravel(), weights=staker_tokens.ravel(), minlength=rows * n)
         return sums.reshape(rows, n)

@@ -36,6 +36,62 @@ BUSY_WORLD = {
     "population.temperature": 0.1,  # large values / T: the softmax guard path
 }
 
+# the drawing policies (replica_policies): blocks that draw between the abstention and the
+# softmax uniforms, several explorers per round (epsilon 0.3), and no abstention draws at all
+DRAWING = {
+    "population.policies": {"random": 0.2, "softmax": 0.3, "epsilon_greedy": 0.3,
+                            "herding": 0.2},
+    "population.epsilon": 0.3,
+    "population.abstain_by_policy": {"random": 0.1},
+}
+DRAWING_NO_ABSTAIN = {
+    **BUSY_WORLD,
+    "population.policies": {"epsilon_greedy": 0.5, "loyal": 0.2, "random": 0.3},
+    "population.abstain_probability": 0.0,
+    "population.abstain_by_policy": {},
+}
+# the payoff-driven policies (replica_learning): foregone payoffs, strategic abstention in both
+# (negative payoffs: low qualities, scaled slashing of the unselected), explorers
+LEARNING = {
+    **BUSY_WORLD,
+    "population.policies": {"ewa": 0.3, "softmax": 0.2, "q_learning": 0.3, "random": 0.2},
+    "population.ewa.foregone_weight": 0.5,
+    "population.ewa.sensitivity": 30.0,
+    "population.ewa.abstain_when_negative": True,
+    "population.q_learning.epsilon": 0.2,
+}
+LEARNING_DEFAULTS = {  # colluders inside a learning block: they learn from their own wish
+    "population.policies": {"q_learning": 0.4, "herding": 0.2, "ewa": 0.4},
+    "population.abstain_probability": 0.0,
+    "adversaries.collusion.share": 0.5,
+    "adversaries.collusion.business": 3,
+}
+# consideration sets (replica_candidates): every policy choosing among its own c candidates
+CONSIDERED = {
+    "population.consideration_set": 4,
+    "population.policies": {"softmax": 0.3, "herding": 0.1, "loyal": 0.1, "greedy": 0.1,
+                            "random": 0.1, "epsilon_greedy": 0.1, "ewa": 0.1, "q_learning": 0.1},
+    "population.epsilon": 0.3,
+    "population.ewa.foregone_weight": 0.5,
+}
+CONSIDERED_BUSY = {**LEARNING, "population.consideration_set": 7}
+# k > 1 businesses per staker (replica_slots): every policy that allows it, draws without
+# replacement, greedy's top k, herding's k targets, stake split and paid over the slots
+SLOTS = {
+    "population.max_businesses_per_staker": 3,
+    "population.policies": {"softmax": 0.3, "herding": 0.1, "loyal": 0.1, "greedy": 0.1,
+                            "random": 0.2, "epsilon_greedy": 0.2},
+    "population.epsilon": 0.3,
+    "population.abstain_by_policy": {"greedy": 0.2},
+}
+SLOTS_BUSY = {**BUSY_WORLD, **SLOTS, "population.consideration_set": 5,
+              "population.policies": {"random": 0.2, "epsilon_greedy": 0.2, "softmax": 0.2,
+                                      "herding": 0.2, "loyal": 0.1, "greedy": 0.1}}
+CONFIGS = {"default": {}, "busy_world": BUSY_WORLD, "drawing": DRAWING,
+           "drawing_no_abstain": DRAWING_NO_ABSTAIN, "learning": LEARNING,
+           "learning_defaults": LEARNING_DEFAULTS, "considered": CONSIDERED,
+           "considered_busy": CONSIDERED_BUSY, "slots": SLOTS, "slots_busy": SLOTS_BUSY}
+
 
 # the mechanism's economics (lastwatt.model.replica_economics), each on the busy world, where
 # caps bind, stakers switch (drift, a jump, abstention) and some businesses publish a loss
@@ -100,14 +156,29 @@ def _same(a: object, b: object, what: str) -> None:
     assert a_arr.dtype == b_arr.dtype and a_arr.tobytes() == b_arr.tobytes(), what
 
 
-@pytest.mark.parametrize("overrides", [{}, BUSY_WORLD, *ECONOMICS.values()],
-                         ids=["default", "busy_world", *ECONOMICS])
+@pytest.mark.parametrize("overrides", [*CONFIGS.values(), *ECONOMICS.values()],
+                         ids=[*CONFIGS, *ECONOMICS])
 def test_replica_k_is_bit_identical_to_the_single_run_of_its_seed(overrides: dict) -> None:
-    cfg = Config().with_overrides(**overrides)
+    _check_bit_identical(Config().with_overrides(**overrides), ROUNDS)
+
+
+@pytest.mark.parametrize("overrides", [DRAWING, SLOTS_BUSY], ids=["drawing", "slots_busy"])
+def test_replicas_draw_chunk_by_chunk_as_the_single_run(monkeypatch, overrides: dict) -> None:
+    # a large population's blocks draw in chunks (decisions._chunks): small chunks here, so
+    # that every drawing block has several
+    from lastwatt.model import fastpath
+
+    monkeypatch.setattr(fastpath, "CHUNK_STAKERS", 24)
+    _check_bit_identical(Config().with_overrides(**overrides), 12)
+
+
+def _check_bit_identical(cfg: Config, rounds: int) -> None:
+    """Plan, outcome and stakers table of every replica equal its single run's, byte for
+    byte, over ``rounds`` rounds of :func:`_pools`."""
     batch = ReplicaMarket(cfg, SEEDS)
     singles = [Market(cfg, streams(seed)) for seed in SEEDS]
     pools = _pools(ROUNDS, SEEDS)
-    for k in range(ROUNDS):
+    for k in range(rounds):
         plan = batch.plan(k, pools[k], 3600.0)
         metered = np.stack([_metered(plan.planned_wh[r], r, k) for r in range(len(SEEDS))])
         outcome = batch.settle(plan, metered)
@@ -166,8 +237,13 @@ def test_row_kernels_equal_the_one_dimensional_code_bit_for_bit() -> None:
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
-        ({"population.policies": {"softmax": 0.5, "random": 0.5}}, "population.policies: random"),
-        ({"population.consideration_set": 5}, "population.consideration_set"),
+        # the policy features with world and mechanism features not compared yet
+        ({"population.max_businesses_per_staker": 2, "mechanism.unbonding_rounds": 2},
+         "population.max_businesses_per_staker with mechanism.unbonding_rounds"),
+        ({"population.consideration_set": 5, "world.presence": [{"business": 3, "enters": 10}]},
+         "population.consideration_set with world.presence"),
+        ({"population.policies": {"ewa": 1.0}, "adversaries.sybil.supply_share": 0.2},
+         "population.policies: ewa, q_learning with adversaries.sybil"),
     ],
 )
 def test_an_unsupported_setting_is_named_and_refused(overrides: dict, named: str) -> None:
@@ -179,8 +255,7 @@ def test_an_unsupported_setting_is_named_and_refused(overrides: dict, named: str
 
 def test_the_default_and_the_suite_scenarios_are_supported() -> None:
     assert unsupported(Config()) is None
-    assert unsupported(Config().with_overrides(**BUSY_WORLD)) is None
-    for overrides in ECONOMICS.values():
+    for overrides in [*CONFIGS.values(), *ECONOMICS.values()]:
         assert unsupported(Config().with_overrides(**overrides)) is None
 
 
