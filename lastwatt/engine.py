@@ -20,11 +20,11 @@ import simpy.rt
 
 from lastwatt.config import Config
 from lastwatt.messages import DeviceStatus, MeterReading, RoundInfo
-from lastwatt.meters import MeterBatch, MeterBook
+from lastwatt.meters import REJECTS, MeterBatch, MeterBook
 from lastwatt.model.market import Market, Outcome, Plan
 from lastwatt.model.split import EnergySplit
 from lastwatt.result import RoundResult
-from lastwatt.setpoints import device_quotas_wh, make_setpoints, simulated_wh
+from lastwatt.setpoints import QuotaSplit, make_setpoints, simulated_wh
 from lastwatt.signals import Stops, between_events
 from lastwatt.site import Devices
 from lastwatt.transport.base import Transport
@@ -36,6 +36,7 @@ LAG_WARN_S = 1.0  # real time: warn when a round starts this far behind the wall
 # (a reading stamped at or after the request), or after this many wall seconds.
 READ_WAIT_MAX_S = 2.0
 READ_POLL_S = 0.01  # wall seconds between looks at the answers
+REJECTED = {reason: f"rejected_{reason}" for reason in REJECTS}  # round_counts -> column
 
 
 class Clock:
@@ -97,6 +98,8 @@ class Engine:
                               skew_s, burst_s=skew_s + cfg.time.metering_interval_s / clock.speed)
         self.online = np.zeros(len(devices.ids), dtype=bool)
         self.quota_wh = np.zeros(len(devices.ids))  # current round, physical Wh
+        self.quotas = QuotaSplit(devices.business, devices.max_power_w, clock.speed)
+        self._available_for: tuple[bytes, np.ndarray] = (b"", np.zeros(0, dtype=bool))
         self.switched_off = np.zeros(len(devices.ids), dtype=bool)
         self.prev_on = np.ones(len(devices.ids), dtype=bool)  # force the first setpoints
         self.round = -1
@@ -152,12 +155,11 @@ class Engine:
             self._send_plan(k, plan, float(self.production_wh[k]), t0)
             yield from self._meter_round(t0 + round_s, last=k == self.cfg.rounds - 1)
             self.transport.drain()
-            metered_wh = np.bincount(
-                self.devices.business, weights=self._device_metered_wh(),
-                minlength=self.market.n_businesses,
-            )
+            device_wh = self._device_metered_wh()
+            metered_wh = np.bincount(self.devices.business, weights=device_wh,
+                                     minlength=self.market.n_businesses)
             outcome = yield from self._settled(plan, metered_wh)
-            self.record(self._result(k, t0, plan, outcome, metered_wh, lag))
+            self.record(self._result(k, t0, plan, outcome, metered_wh, device_wh, lag))
 
     # -- steps -----------------------------------------------------------------------------
     def _settled(self, plan: Plan, metered_wh: np.ndarray):
@@ -174,8 +176,13 @@ class Engine:
         return lag
 
     def _available(self) -> np.ndarray:
-        n = self.market.n_businesses
-        return np.bincount(self.devices.business, weights=self.online, minlength=n) > 0
+        """Businesses with a device online (a copy: the market may keep it)."""
+        key = self.online.tobytes()  # devices come and go rarely: most rounds reuse it
+        if key != self._available_for[0]:
+            n = self.market.n_businesses
+            self._available_for = (
+                key, np.bincount(self.devices.business, weights=self.online, minlength=n) > 0)
+        return self._available_for[1].copy()
 
     def _device_metered_wh(self) -> np.ndarray:
         """What each device metered this round, in simulated Wh."""
@@ -186,10 +193,7 @@ class Engine:
         self.round = k
         start_ts, end_ts = self.clock.ts(t0), self.clock.ts(t0 + self.cfg.time.round_s)
         self.book.open_round(start_ts)
-        self.quota_wh = device_quotas_wh(
-            plan.planned_wh, self.devices.business, self.devices.max_power_w, self.online,
-            self.clock.speed,
-        )
+        self.quota_wh = self.quotas(plan.planned_wh, self.online)
         self.switched_off[:] = False
         self.transport.publish_round(RoundInfo(
             k, start_ts, end_ts, production_wh, plan.business_pool_wh, list(plan.selected_idx),
@@ -199,9 +203,10 @@ class Engine:
         # a device that stays off need not hear it again, unless delivery may be lost
         send = on | self.prev_on | (not self.transport.delivers_reliably)
         self.prev_on = on
-        ids = [d for d, s in zip(self.devices.ids, send, strict=True) if s]
-        for sp in make_setpoints(k, ids, self.quota_wh[send], self.cfg.time.round_s,
-                                 valid_until, self.clock.speed):
+        idx = send.nonzero()[0]  # at night, none: every device is off and stays off
+        ids = self.devices.ids
+        for sp in make_setpoints(k, [ids[i] for i in idx.tolist()], self.quota_wh[idx],
+                                 self.cfg.time.round_s, valid_until, self.clock.speed):
             self.transport.send_setpoint(sp)
 
     def _meter_round(self, t_end: float, last: bool):
@@ -265,7 +270,7 @@ class Engine:
             self.transport.send_setpoint(sp)
 
     def _result(self, k: int, t0: float, plan: Plan, out: Outcome, metered_wh: np.ndarray,
-                lag: float) -> RoundResult:
+                device_wh: np.ndarray, lag: float) -> RoundResult:
         s = self.split
         scalars = {
             "production_wh": float(self.production_wh[k]),
@@ -279,13 +284,14 @@ class Engine:
             "metered_wh": float(metered_wh.sum()),
             **out.scalars,
             "lag_s": lag,
-            **{f"rejected_{k}": float(v) for k, v in self.book.round_counts.items()},
+            **{REJECTED[k]: float(v) for k, v in self.book.round_counts.items()},
         }
         return RoundResult(
             round=k, start_ts=self.clock.ts(t0), end_ts=self.clock.ts(t0 + self.cfg.time.round_s),
             scalars=scalars, selected=list(plan.selected_idx),
             business=self._business_columns(plan, out, metered_wh),
-            policy=out.policy, device_ids=self.devices.ids, device=self._device_columns(),
+            policy=out.policy, device_ids=self.devices.ids,
+            device=self._device_columns(device_wh),
         )
 
     def _business_columns(self, plan: Plan, out: Outcome,
@@ -302,11 +308,11 @@ class Engine:
             "slashed_tokens": out.slashed_tokens,
         }
 
-    def _device_columns(self) -> dict[str, np.ndarray]:
+    def _device_columns(self, device_wh: np.ndarray) -> dict[str, np.ndarray]:
         return {
             "business": self.devices.business,
             "quota_wh": simulated_wh(self.quota_wh, self.clock.speed),
-            "metered_wh": self._device_metered_wh(),
+            "metered_wh": device_wh,
             **self._last_readings(),
             "online": self.online.astype(np.int8),
             "rejected_readings": self.book.round_rejected,
@@ -314,6 +320,8 @@ class Engine:
 
     def _last_readings(self) -> dict[str, np.ndarray]:
         """Power and relay state as last read; unknown (NaN) for a device now offline."""
+        if self.online.all():
+            return {"power_w": self.book.power_w, "on": self.book.on.astype(np.float64)}
         unknown = ~self.online
         return {
             "power_w": np.where(unknown, np.nan, self.book.power_w),
@@ -327,16 +335,23 @@ class Engine:
             self.env.sync()  # connecting is not lag: the wall clock starts now
             self.clock.origin = time.time() - self.env.now / self.clock.speed
         done = self.env.process(self.rounds_process())
+        step = self.env.step
         with between_events() as stops:
-            while not done.processed:  # a failed round process raises from step()
+            if not isinstance(self.env, simpy.rt.RealtimeEnvironment):
+                while not done.processed:  # a failed round process raises from step()
+                    stops.check()
+                    step()
+                return
+            while not done.processed:
                 stops.check()
                 self._wait_for_clock(stops)
-                self.env.step()
+                step()
 
     def _wait_for_clock(self, stops: Stops) -> None:
-        """In real time, sleep until the next event is due (a signal may end it)."""
+        """Sleep until the next event is due on the wall clock (a signal may end it)."""
         env = self.env
-        if not isinstance(env, simpy.rt.RealtimeEnvironment) or env.peek() == simpy.core.Infinity:
+        assert isinstance(env, simpy.rt.RealtimeEnvironment)
+        if env.peek() == simpy.core.Infinity:
             return
         due = env.real_start + (env.peek() - env.env_start) * env.factor
         with stops.waiting_for_clock():

@@ -14,19 +14,44 @@ import numpy as np
 from lastwatt.messages import Setpoint
 
 
+def device_shares(device_business: np.ndarray, device_max_w: np.ndarray, online: np.ndarray,
+                  n_businesses: int) -> np.ndarray:
+    """Each device's share (D,) of its business's energy: by max draw among its online
+    devices (0 offline, or when none of the business's devices is online)."""
+    weight = np.where(online, device_max_w, 0.0)
+    business_weight = np.bincount(device_business, weights=weight, minlength=n_businesses)
+    return np.divide(
+        weight, business_weight[device_business],
+        out=np.zeros_like(weight), where=business_weight[device_business] > 0,
+    )
+
+
 def device_quotas_wh(
     planned_wh: np.ndarray, device_business: np.ndarray, device_max_w: np.ndarray,
     online: np.ndarray, speed: float = 1.0,
 ) -> np.ndarray:
     """Each device's quota (D,) in physical Wh: its business's planned energy (simulated Wh)
     split over the business's online devices by max draw, divided by ``speed``."""
-    weight = np.where(online, device_max_w, 0.0)
-    business_weight = np.bincount(device_business, weights=weight, minlength=len(planned_wh))
-    share = np.divide(
-        weight, business_weight[device_business],
-        out=np.zeros_like(weight), where=business_weight[device_business] > 0,
-    )
+    share = device_shares(device_business, device_max_w, online, len(planned_wh))
     return planned_wh[device_business] * share / speed
+
+
+class QuotaSplit:
+    """:func:`device_quotas_wh` for one fleet, round after round: the shares are kept while
+    the same devices stay online (they change only when one comes or goes)."""
+
+    def __init__(self, device_business: np.ndarray, device_max_w: np.ndarray,
+                 speed: float = 1.0) -> None:
+        self.business, self.max_w, self.speed = device_business, device_max_w, speed
+        self._online = b""  # the online mask the shares are for (bytes: cheap to compare)
+        self._share = np.zeros(len(device_business))
+
+    def __call__(self, planned_wh: np.ndarray, online: np.ndarray) -> np.ndarray:
+        key = online.tobytes()
+        if key != self._online:
+            self._share = device_shares(self.business, self.max_w, online, len(planned_wh))
+            self._online = key
+        return planned_wh[self.business] * self._share / self.speed
 
 
 def make_setpoints(

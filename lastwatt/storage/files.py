@@ -141,11 +141,13 @@ class FileRecorder:
 
     def record(self, r: RoundResult) -> None:
         # one append per round: a signal between two appends would leave the grains unequal
+        # each grain's fields end to end, one copy (a round's arrays may be reused buffers);
+        # the dtype is the fields' common one, as a column stack's
         self._pending.append((
             [r.scalars[f] for f in ROUND_FIELDS], r.start_ts, ",".join(map(str, r.selected)),
-            np.column_stack([r.business[f] for f in BUSINESS_FIELDS]),
-            np.column_stack([r.policy[f] for f in POLICY_FIELDS]),
-            np.column_stack([r.device[f] for f in DEVICE_FIELDS]) if r.device_ids else None,
+            np.concatenate([r.business[f] for f in BUSINESS_FIELDS]),
+            np.concatenate([r.policy[f] for f in POLICY_FIELDS]),
+            np.concatenate([r.device[f] for f in DEVICE_FIELDS]) if r.device_ids else None,
         ))
         if self.journal is not None and time.monotonic() - self._last_flush >= FLUSH_WALL_S:
             self.flush()
@@ -178,14 +180,16 @@ class FileRecorder:
     def _grain(self, blocks: list[np.ndarray], names: list[str], fields: tuple[str, ...],
                key: str, ints: tuple[str, ...] = ()) -> pa.Table:
         n, k = len(names), len(blocks)
-        data = np.vstack(blocks) if blocks else np.empty((0, len(fields)))
+        # a block is one round: field after field, n entities each
+        data = (np.vstack(blocks) if blocks else np.empty((0, len(fields) * n))
+                ).reshape(k, len(fields), n)
         columns = {
             "round": np.repeat(np.arange(k, dtype=np.int64) + self.first_round, n),
             "ts": np.repeat(np.asarray(self._round_ts[:k], dtype=np.float64), n),
             key: pa.array(np.tile(np.asarray(names, dtype=object), k), pa.string()),
         }
         for j, f in enumerate(fields):
-            col = data[:, j]
+            col = data[:, j, :].reshape(-1)
             if f in ints:  # NaN (an offline device's relay state: unknown) becomes null
                 unknown = np.isnan(col)
                 columns[f] = pa.array(np.where(unknown, 0, col).astype(np.int64),

@@ -107,6 +107,10 @@ class AnalyticTransport:
 
     def _meter(self, _event: simpy.Event) -> None:
         st = self.state
+        if not st.on.any():  # every device off (a night): nothing drawn, no noise drawn
+            self._report(MeterBatch(self._end_ts, np.zeros(len(st.on)), st.energy_wh.copy(),
+                                    np.zeros(len(st.on)), st.on.copy()))
+            return
         full_w = self.max_power_w * self.load[self._round][self.business] * st.on
         drawn, last_w = self._draw(full_w)
         hit = st.on & (drawn >= st.quota_wh - QUOTA_DUST_WH)
