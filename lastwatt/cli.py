@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 # typer >= 0.20 vendors click: its usage errors are these classes, not the click package's
@@ -185,6 +184,14 @@ class _progress:
     def __enter__(self):
         if self.quiet or not sys.stderr.isatty():
             return None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self.bar = Progress(TextColumn("rounds"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=err_console, transient=True)
         self.bar.start()
