@@ -146,6 +146,33 @@ def test_device_counters_are_what_the_run_metered(monkeypatch):
     assert transport.state.energy_wh.sum() > 0
 
 
+def test_a_round_with_every_device_off_meters_nothing_and_draws_no_noise():
+    cfg = Config()
+    devices = site(cfg).devices
+    env = simpy.Environment()
+    t = simulation.analytic_transport(cfg, env, devices, np.random.default_rng(7),
+                                      business_load_factor(cfg))
+    batches: list[MeterBatch] = []
+    t.start(batches.append, lambda status: None)  # type: ignore[arg-type]
+    round_s = cfg.time.round_s
+    for k, quota in enumerate((1e6, 0.0)):  # a lit round (no quota reached), then a dark one
+        t.publish_round(RoundInfo(k, k * round_s, (k + 1) * round_s, 0.0, 0.0))
+        for d in devices.ids:
+            t.send_setpoint(Setpoint(d, k, quota > 0, 0.0, quota, (k + 1) * round_s))
+        env.run()
+    state = t.state.rng.bit_generator.state
+    lit, dark = batches
+    assert lit.round_wh.sum() > 0 and lit.power_w.sum() > 0  # a real round before it
+    np.testing.assert_array_equal(dark.round_wh, 0.0)
+    np.testing.assert_array_equal(dark.power_w, 0.0)
+    assert not dark.on.any()
+    np.testing.assert_array_equal(dark.energy_wh, lit.energy_wh)
+    assert np.random.default_rng(7).bit_generator.state != state  # the lit round drew noise
+    t.publish_round(RoundInfo(2, 2 * round_s, 3 * round_s, 0.0, 0.0))
+    env.run()
+    assert t.state.rng.bit_generator.state == state  # the dark ones draw none
+
+
 def test_metering_interval_that_does_not_divide_the_round_keeps_whole_rounds():
     cfg = Config().with_overrides(rounds=48, **{"time.metering_interval_s": 70.0,
                                                 "devices.noise_sd": 0.0})

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lastwatt.setpoints import device_quotas_wh, make_setpoints, simulated_wh
+from lastwatt.setpoints import QuotaSplit, device_quotas_wh, make_setpoints, simulated_wh
 
 
 def test_business_energy_splits_over_its_online_devices_by_max_draw():
@@ -35,3 +35,16 @@ def test_compressed_time_shrinks_the_device_quota_not_the_power():
 def test_zero_quota_means_off():
     (sp,) = make_setpoints(0, ["d"], np.array([0.0]), 3600, 1.0)
     assert not sp.on
+
+
+def test_quota_split_follows_devices_going_offline_and_back_round_after_round():
+    business, max_w = np.array([0, 0, 1]), np.array([2000.0, 1000.0, 500.0])
+    split = QuotaSplit(business, max_w, speed=2.0)
+    planned = np.array([900.0, 100.0])
+    # hand values: shares by max draw among the online devices, halved by speed 2
+    for online, want in [([True, True, True], [300.0, 150.0, 50.0]),
+                         ([True, True, True], [300.0, 150.0, 50.0]),
+                         ([False, True, True], [0.0, 450.0, 50.0]),
+                         ([False, True, False], [0.0, 450.0, 0.0]),
+                         ([True, True, True], [300.0, 150.0, 50.0])]:
+        assert split(planned, np.array(online)) == pytest.approx(want)
