@@ -27,8 +27,9 @@ from lastwatt.transport.memory import MemoryTransport
 
 CHECKPOINT = "checkpoint.pkl"
 # 2: the market composed of Ledger, fastpath caches and site (issue 12); 3: analytic
-# headless devices (issue 11); 4: the market's Presence (entry and exit) and Adversaries (issue 9)
-FORMAT = 4
+# headless devices (issue 11); 4: the market's Presence (entry and exit) and Adversaries (issue 9);
+# 5: the engine's device-quota and availability caches (issue 11)
+FORMAT = 5
 # the engine's wiring, rebuilt on resume; every other attribute is state and is pickled
 WIRING = frozenset({"cfg", "env", "clock", "market", "production_wh", "split", "devices",
                     "transport", "record", "draw_factor", "first_round"})
