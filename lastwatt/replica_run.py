@@ -18,7 +18,7 @@ from typing import Any, cast
 import numpy as np
 import simpy
 
-from lastwatt import __version__
+from lastwatt import __version__, replica_devices
 from lastwatt.config import Config
 from lastwatt.demand import business_load_factor, demand_series
 from lastwatt.engine import Clock, Engine
@@ -27,6 +27,7 @@ from lastwatt.model.market import Market
 from lastwatt.model.replica_support import unsupported
 from lastwatt.model.replicas import ReplicaMarket
 from lastwatt.model.split import split_energy
+from lastwatt.replica_engine import run_vectorised
 from lastwatt.result import RunMeta
 from lastwatt.rng import streams
 from lastwatt.simulation import RunOutput, headless_transport, run_id_of
@@ -39,6 +40,12 @@ from lastwatt.weather import production_series
 def batchable(cfg: Config) -> bool:
     """Whether the seeds of ``cfg`` can run as one batch (else: one seed at a time)."""
     return unsupported(cfg) is None and not cfg.time.realtime
+
+
+def vectorised(cfg: Config) -> bool:
+    """Whether a batch of ``cfg`` runs as one round loop (:mod:`lastwatt.replica_engine`):
+    virtual time with the analytic headless devices; else one engine per seed, as below."""
+    return batchable(cfg) and replica_devices.batched(cfg)
 
 
 class _Batch:
@@ -167,6 +174,8 @@ def run_replicas(cfg: Config, seeds: Sequence[int],
     (headless, in-process devices; ``batchable(cfg)`` must hold). Wall time is shared evenly."""
     if not batchable(cfg):
         raise ValueError(f"not batchable: {unsupported(cfg) or 'time.realtime'}")
+    if vectorised(cfg):
+        return run_vectorised(cfg, seeds, out_dir)
     wall0 = time.perf_counter()
     replicas = [_Replica(cfg.with_overrides(seed=s), out_dir) for s in seeds]
     env = simpy.Environment()

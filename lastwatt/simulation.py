@@ -49,6 +49,9 @@ class RunOutput:
     run_dir: Path | None
     summary: dict[str, Any]
     tables: dict[str, pd.DataFrame]
+    # the sweep's top-quality share, when a replica batch computed it without keeping the
+    # tables (lastwatt.replica_engine); None: computed from ``tables``
+    top_quality_share: float | None = None
 
     @property
     def rounds(self) -> pd.DataFrame:

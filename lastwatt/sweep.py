@@ -135,8 +135,9 @@ def summary_row(run_cfg: Config, point: dict[str, Any], out: RunOutput) -> dict[
               "token_supply_final", "adversary_capture", "sybil_capture", "entrant_capture",
               "bribe_capture"):
         row[k] = np.nan if s.get(k) is None else s[k]
-    row["top_quality_share"] = top_quality_share(out.tables["businesses"], out.rounds,
-                                                 run_cfg.businesses.active_set)
+    row["top_quality_share"] = (
+        top_quality_share(out.tables["businesses"], out.rounds, run_cfg.businesses.active_set)
+        if out.top_quality_share is None else out.top_quality_share)
     row["rounds_completed"] = s["rounds_completed"]
     row["wall_time_s"] = s["wall_time_s"]
     return row
