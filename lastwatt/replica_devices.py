@@ -66,7 +66,7 @@ class ReplicaDevices:
         and the power the last reading shows (all (R, D))."""
         on = quota_wh > 0
         full_w = self.max_power_w * self.load[k][self.business] * on
-        drawn, last_w = self._draw(full_w, on.any(axis=1))
+        drawn, last_w = self._draw(full_w, np.asarray(on.any(axis=1)))
         hit = on & (drawn >= quota_wh - QUOTA_DUST_WH)
         round_wh = 0.0 + np.where(hit, quota_wh, drawn)  # as the meter book adds it: no -0.0
         on &= ~hit

@@ -26,7 +26,7 @@ from lastwatt.demand import business_load_factor, demand_series
 from lastwatt.meters import REJECTS, MeterBook
 from lastwatt.model.replica_settle import ReplicaOutcome
 from lastwatt.model.replicas import ReplicaMarket, ReplicaPlan
-from lastwatt.model.split import EnergySplit, split_energy
+from lastwatt.model.split import split_energy
 from lastwatt.replica_devices import ReplicaDevices, device_quotas_rows, per_business_rows
 from lastwatt.replica_summary import SPLIT_ENERGY, SummaryColumns
 from lastwatt.result import RoundResult, RunMeta
@@ -43,8 +43,7 @@ class _Seed:
 
     cfg: Config
     run_id: str
-    split: EnergySplit | None  # dropped once stacked, unless run folders need its columns
-    production_wh: np.ndarray | None
+    columns: dict[str, np.ndarray]  # the rounds table's weather and split columns (Wh)
     devices: Devices
     rng: np.random.Generator  # its devices' noise
     energy_wh: dict[str, float]  # the split's column sums (summary)
@@ -57,11 +56,12 @@ def _prepare(cfg: Config) -> _Seed:
     split = split_energy(production_wh, demand.community_wh, demand.household_wh,
                          cfg.demand.reserve_fraction,
                          cfg.demand.reserve_w * cfg.time.round_s / 3600.0)
-    columns = {"production": production_wh,
-               **{k: getattr(split, f"{k}_wh") for k in SPLIT_ENERGY[1:]}}
-    energy = {k: float(np.asarray(v, dtype=np.float64).sum()) for k, v in columns.items()}
-    return _Seed(cfg, run_id_of(cfg), split, production_wh, site(cfg, rs.businesses).devices,
-                 rs.devices, energy)
+    columns = {f"{k}_wh": np.asarray(v, dtype=np.float64) for k, v in (
+        ("production", production_wh),
+        *((k, getattr(split, f"{k}_wh")) for k in (*SPLIT_ENERGY[1:], "reserve")))}
+    energy = {k: float(columns[f"{k}_wh"].sum()) for k in SPLIT_ENERGY}
+    return _Seed(cfg, run_id_of(cfg), columns, site(cfg, rs.businesses).devices, rs.devices,
+                 energy)
 
 
 class _Files:
@@ -113,8 +113,13 @@ class VectorBatch:
         self.cfg = cfg
         self.seeds = [_prepare(cfg.with_overrides(seed=s)) for s in seeds]
         self.market = ReplicaMarket(cfg, list(seeds))
-        self.pools = np.stack([s.split.business_pool_wh for s in self.seeds])
-        self.reserve = np.stack([s.split.reserve_wh for s in self.seeds])
+        self.pools = np.stack([s.columns["business_pool_wh"] for s in self.seeds])
+        self.reserve = np.stack([s.columns.pop("reserve_wh") for s in self.seeds])
+        # the other columns: only the run folders need them round by round
+        self.split_columns = None if out_dir is None else {
+            name: np.stack([s.columns[name] for s in self.seeds]) for name in self.seeds[0].columns}
+        for s in self.seeds:  # a year per seed: keep only the stacked arrays
+            s.columns = {}
         load = business_load_factor(cfg)
         self.draw_factor = None if np.all(load == 1.0) else load
         devs = self.seeds[0].devices
@@ -124,9 +129,6 @@ class VectorBatch:
             [s.rng for s in self.seeds])
         self.columns = SummaryColumns(cfg.rounds, self.pools > 0, self.market.n_businesses)
         self.files = None if out_dir is None else _Files(self.seeds, self.market, out_dir)
-        if out_dir is None:
-            for s in self.seeds:
-                s.split = s.production_wh = None
 
     def run(self) -> None:
         round_s = self.cfg.time.round_s
@@ -151,12 +153,10 @@ class VectorBatch:
         row = {"reserve_wh": self.reserve[:, k] + plan.unplaced_wh,
                "planned_wh": plan.planned_wh.sum(axis=1), "metered_wh": metered.sum(axis=1),
                **out.scalars}
-        if self.files is not None:  # the split's columns: only the run folders need them
+        if self.split_columns is not None:  # the run folders' other columns
             zero = np.zeros(len(self.seeds))
-            for name in SPLIT_ENERGY[1:]:
-                row[f"{name}_wh"] = np.array([float(getattr(s.split, f"{name}_wh")[k])
-                                              for s in self.seeds])
-            row["production_wh"] = np.array([float(s.production_wh[k]) for s in self.seeds])
+            row.update({name: v[:, k].astype(np.float64)
+                        for name, v in self.split_columns.items()})
             row["lag_s"] = zero
             row.update({f"rejected_{c}": zero for c in REJECTS})
         return row

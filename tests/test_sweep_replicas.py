@@ -32,6 +32,16 @@ def test_a_batched_grid_point_gives_the_rows_of_one_run_per_seed() -> None:
     _same_rows(run_rows(cfg, point, seeds), [run_row(cfg, point, s) for s in seeds])
 
 
+def test_a_batched_grid_point_with_colluders_and_drift_gives_the_rows_of_one_run_per_seed(
+        ) -> None:
+    cfg = Config().with_overrides(rounds=300)  # > 128 rounds: numpy's pairwise column sums
+    point = {"adversaries.collusion.share": 0.1, "world.quality_drift_sd": 0.1}
+    seeds = [5, 6, 7]
+    rows = run_rows(cfg, point, seeds)
+    assert all(row["adversary_capture"] == row["adversary_capture"] for row in rows)  # not NaN
+    _same_rows(rows, [run_row(cfg, point, s) for s in seeds])
+
+
 def test_a_batched_experiment_point_writes_the_folders_of_one_run_per_seed(
         tmp_path: Path) -> None:
     cfg = Config().with_overrides(rounds=48)

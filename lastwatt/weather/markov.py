@@ -8,6 +8,9 @@ here so that the default source does not pay pvlib's 0.7 s import.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from functools import lru_cache
+
 import numpy as np
 
 from lastwatt.config import Config
@@ -34,14 +37,22 @@ def sin_elevation(epoch_s: np.ndarray, latitude_deg: float, longitude_deg: float
 
 
 def clear_sky_fraction(cfg: Config) -> np.ndarray:
-    """(R,) mean of max(sin elevation, 0) over each round: the clear-sky share of peak power."""
-    round_s = cfg.time.round_s
+    """(R,) mean of max(sin elevation, 0) over each round: the clear-sky share of peak power.
+    The same for every seed, so computed once per site and horizon (read-only)."""
+    return _clear_sky_fraction(cfg.time.start.timestamp(), cfg.rounds, cfg.time.round_s,
+                               cfg.container.latitude_deg, cfg.container.longitude_deg)
+
+
+@lru_cache(maxsize=4)  # a batch or sweep of many seeds pays it once (~30 ms for a year)
+def _clear_sky_fraction(start_s: float, rounds: int, round_s: float, latitude_deg: float,
+                        longitude_deg: float) -> np.ndarray:
     n_sub = int(np.clip(np.ceil(round_s / SUBSAMPLE_S), 1, MAX_SUBSAMPLES))
     offsets_s = (np.arange(n_sub) + 0.5) * round_s / n_sub
-    starts = cfg.time.start.timestamp() + np.arange(cfg.rounds) * round_s
-    s = sin_elevation(starts[:, None] + offsets_s[None, :],
-                      cfg.container.latitude_deg, cfg.container.longitude_deg)
-    return np.clip(s, 0.0, None).mean(axis=1)
+    starts = start_s + np.arange(rounds) * round_s
+    s = sin_elevation(starts[:, None] + offsets_s[None, :], latitude_deg, longitude_deg)
+    out = np.clip(s, 0.0, None).mean(axis=1)
+    out.flags.writeable = False
+    return out
 
 
 def markov_states(transition: np.ndarray, n_steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -49,15 +60,13 @@ def markov_states(transition: np.ndarray, n_steps: int, rng: np.random.Generator
     values, vectors = np.linalg.eig(transition.T)
     stationary = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
     stationary /= stationary.sum()
-    u = rng.random(n_steps)
-    cum = np.cumsum(transition, axis=1)
-    states = np.empty(n_steps, dtype=np.int64)
-    state = min(int(np.searchsorted(np.cumsum(stationary), u[0], side="right")), len(cum) - 1)
-    states[0] = state
+    u = rng.random(n_steps).tolist()
+    cum = np.cumsum(transition, axis=1).tolist()  # bisect on lists: np.searchsorted's answer
+    last = len(cum) - 1
+    states = [min(bisect_right(np.cumsum(stationary).tolist(), u[0]), last)]
     for d in range(1, n_steps):  # one step per day: a short loop, not per round
-        state = min(int(np.searchsorted(cum[state], u[d], side="right")), len(cum) - 1)
-        states[d] = state
-    return states
+        states.append(min(bisect_right(cum[states[-1]], u[d]), last))
+    return np.array(states, dtype=np.int64)
 
 
 def seasonal_factor(cfg: Config) -> np.ndarray:
