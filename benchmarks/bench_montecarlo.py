@@ -7,7 +7,9 @@ Prints the wall time, seed-rounds per second and the load (``uptime``: the machi
 shared, figures move with it). ``--rounds`` runs a shorter horizon and extrapolates linearly
 to the year (setup, weather included, scales with the rounds too). ``--check K`` also runs
 the first K seeds one at a time (``run_simulation``) and compares their summaries.
-``--profile`` runs ``direct`` under cProfile and prints the top functions.
+``--profile`` runs ``direct`` under cProfile and prints the top functions. The CPU time of
+all processes over the workers is printed too: what 2 idle cores would take (the machine is
+shared, and a loaded one stretches the wall time, not the CPU time).
 
     python benchmarks/bench_montecarlo.py [--seeds 1000] [--rounds 8760] [--workers 2]
         [--mode sweep|direct] [--check 2] [--profile]
@@ -19,6 +21,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import resource
 import time
 
 from lastwatt.config import Config
@@ -31,6 +34,13 @@ YEAR = 8760
 
 def load() -> str:
     return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process and its finished workers."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def run(cfg: Config, args: argparse.Namespace) -> float:
@@ -66,6 +76,7 @@ def main() -> None:
     print(f"{args.seeds} seeds x {args.rounds} rounds, {args.mode}"
           f"{f', {args.workers} workers' if args.mode == 'sweep' else ''}, "
           f"vectorised={vectorised(cfg)}, before: {load()}")
+    cpu0 = cpu_s()
     if args.profile:
         args.mode = "direct"
         prof = cProfile.Profile()
@@ -73,11 +84,17 @@ def main() -> None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     else:
         wall = run(cfg, args)
+    cpu = cpu_s() - cpu0
+    cores = args.workers if args.mode == "sweep" else 1
     seed_rounds = args.seeds * args.rounds
     print(f"wall {wall:.1f} s, {seed_rounds / wall:,.0f} seed-rounds/s, after: {load()}")
+    # the machine is shared: CPU time over the cores used is what an idle machine would take
+    print(f"CPU {cpu:.1f} s in all processes: {cpu / cores:.1f} s per core "
+          f"(the wall time on {cores} idle cores, perfectly balanced)")
     if args.rounds != YEAR or args.seeds != 1000:
-        est = wall * (1000 * YEAR) / seed_rounds
-        print(f"extrapolated to 1,000 seeds x {YEAR} rounds: {est:.0f} s (linear)")
+        scale = (1000 * YEAR) / seed_rounds
+        print(f"extrapolated to 1,000 seeds x {YEAR} rounds (linear): wall {wall * scale:.0f} s,"
+              f" CPU per core {cpu * scale / cores:.0f} s (fixed costs scaled too: use large runs)")
     if args.check:
         check(cfg, args.check)
 
