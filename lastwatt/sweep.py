@@ -26,11 +26,12 @@ from rich.table import Table
 
 from lastwatt.config import Config
 from lastwatt.errors import ConfigError, InputError
-from lastwatt.replica_run import batchable, run_replicas
+from lastwatt.replica_run import batchable, run_replicas, vectorised
 from lastwatt.simulation import RunOutput, run_simulation
 from lastwatt.summary import RESULT_COLUMNS, efficiency_interval, top_quality_share
 
 MIN_BATCH = 32  # seeds: below it a replica batch's per-round numpy overhead outweighs its savings
+MIN_VECTOR_BATCH = 8  # the same for the vectorised batch engine, which pays off sooner
 # Summarised per grid point; gain_* are paired differences (LastWatt minus a baseline, same seed).
 KEY_METRICS = (
     "eff_lastwatt", "eff_equal_split", "eff_random_i", "eff_reweighted_selection",
@@ -110,10 +111,12 @@ def run_rows(cfg: Config, point: dict[str, Any], seeds: list[int]) -> list[dict[
 
 def seed_groups(cfg: Config, point: dict[str, Any], seeds: list[int],
                 groups: int) -> list[list[int]]:
-    """``seeds`` in at most ``groups`` batches of at least ``MIN_BATCH`` when the point
-    batches, else one by one (a smaller batch costs more than it saves: docs/replicas.md)."""
-    groups = min(groups, len(seeds) // MIN_BATCH)
-    if groups < 1 or not batchable(cfg.with_overrides(**point)):
+    """``seeds`` in at most ``groups`` batches of at least ``MIN_BATCH`` (``MIN_VECTOR_BATCH``
+    for the vectorised engine) when the point batches, else one by one (a smaller batch costs
+    more than it saves: docs/replicas.md)."""
+    point_cfg = cfg.with_overrides(**point)
+    groups = min(groups, len(seeds) // (MIN_VECTOR_BATCH if vectorised(point_cfg) else MIN_BATCH))
+    if groups < 1 or not batchable(point_cfg):
         return [[seed] for seed in seeds]
     size = -(-len(seeds) // groups)
     return [seeds[i:i + size] for i in range(0, len(seeds), size)]

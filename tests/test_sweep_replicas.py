@@ -9,7 +9,7 @@ import numpy as np
 
 from lastwatt.config import Config
 from lastwatt.experiment import run_point, run_points
-from lastwatt.sweep import MIN_BATCH, run_row, run_rows, seed_groups
+from lastwatt.sweep import MIN_BATCH, MIN_VECTOR_BATCH, run_row, run_rows, seed_groups
 
 
 def _without_wall_time(row: dict) -> dict:
@@ -56,8 +56,20 @@ def test_a_batched_experiment_point_writes_the_folders_of_one_run_per_seed(
         assert (batch_dir / table).read_bytes() == (single_dir / table).read_bytes()
 
 
-def test_seeds_group_into_batches_of_at_least_min_batch_for_batchable_points() -> None:
+def test_seeds_group_into_batches_of_at_least_min_vector_batch_for_vectorised_points(
+        ) -> None:
     cfg = Config()
+    seeds = list(range(2 * MIN_VECTOR_BATCH + 3))
+    groups = seed_groups(cfg, {}, seeds, groups=4)
+    assert [len(g) for g in groups] == [MIN_VECTOR_BATCH + 2, MIN_VECTOR_BATCH + 1]
+    assert np.concatenate(groups).tolist() == seeds
+    assert len(seed_groups(cfg, {}, seeds[:MIN_VECTOR_BATCH], groups=1)) == 1
+    assert seed_groups(cfg, {}, seeds[: MIN_VECTOR_BATCH - 1], groups=1) == [
+        [s] for s in seeds[: MIN_VECTOR_BATCH - 1]]
+
+
+def test_seeds_group_into_batches_of_at_least_min_batch_for_per_seed_engine_points() -> None:
+    cfg = Config().with_overrides(**{"output.meter_readings": True})
     seeds = list(range(2 * MIN_BATCH + 3))
     groups = seed_groups(cfg, {}, seeds, groups=4)
     assert [len(g) for g in groups] == [MIN_BATCH + 2, MIN_BATCH + 1]
