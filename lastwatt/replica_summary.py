@@ -35,6 +35,7 @@ class SummaryColumns:
     def __init__(self, rounds: int, daytime: np.ndarray, n_businesses: int) -> None:
         r = len(daytime)
         self.sums = PairwiseSums(rounds, (len(SUMMED), r))
+        self.totals: np.ndarray | None = None  # the sums, once every round is in
         self.daytime, self.rounds = daytime, rounds
         self.n_day = daytime.sum(axis=1)
         self.tail_from = self.n_day * 3 // 4  # summary.last_quarter
@@ -80,7 +81,9 @@ class SummaryColumns:
     def summary(self, r: int, energy_wh: dict[str, float], stakers: pd.DataFrame
                 ) -> dict[str, Any]:
         """Replica ``r``'s ``summarise(rounds, stakers)``; ``energy_wh``: its split's sums."""
-        total = self.sums.total()[:, r]
+        if self.totals is None:
+            self.totals = self.sums.total()
+        total = self.totals[:, r]
         col = dict(zip(SUMMED, total.tolist(), strict=True))
         oracle = col["oracle_result"]
         results = {name: col[c] for name, c in RESULT_COLUMNS.items()}
