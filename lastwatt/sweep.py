@@ -31,7 +31,7 @@ from lastwatt.simulation import RunOutput, run_simulation
 from lastwatt.summary import RESULT_COLUMNS, efficiency_interval, top_quality_share
 
 MIN_BATCH = 32  # seeds: below it a replica batch's per-round numpy overhead outweighs its savings
-MIN_VECTOR_BATCH = 8  # the same for the vectorised batch engine, which pays off sooner
+MIN_VECTOR_BATCH = 6  # the same for the vectorised batch engine, which pays off sooner
 # Summarised per grid point; gain_* are paired differences (LastWatt minus a baseline, same seed).
 KEY_METRICS = (
     "eff_lastwatt", "eff_equal_split", "eff_random_i", "eff_reweighted_selection",

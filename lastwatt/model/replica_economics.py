@@ -196,13 +196,3 @@ def token_flows(cfg: Config, biz: dict[str, np.ndarray],
               paid - rewards if revenue_mode else np.zeros(len(rewards)),
               minted if revenue_mode else minted + rewards)
     return dict(zip(TOKEN_FLOWS, values, strict=True))
-
-
-def bribe_capture(cfg: Config, plan: ReplicaPlan) -> np.ndarray:
-    """``world.capture`` of the briber's business per row (NaN without a briber or a slot)."""
-    bribery, n_sel = cfg.adversaries.bribery, plan.n_selected
-    if not bribery.share > 0:
-        return np.full(len(n_sel), np.nan)
-    hits = plan.selected[:, bribery.business].astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n_sel > 0, hits / n_sel, np.nan)

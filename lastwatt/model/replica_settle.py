@@ -206,21 +206,18 @@ def _scalars(st: ReplicaState, plan: ReplicaPlan, result: np.ndarray,
     oracle = figures["oracle_result"]
     with np.errstate(divide="ignore", invalid="ignore"):
         efficiency = np.where(oracle > 0, total / oracle, np.nan)
-    n_sel = plan.n_selected
-    if st.target.size:
-        hits = (plan.selected & np.isin(np.arange(result.shape[1]), st.target)).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            capture = np.where(n_sel > 0, hits / n_sel, np.nan)
-    else:
-        capture = np.full(len(result), np.nan)
+    adv = st.cfg.adversaries
+    sybil = [adv.sybil.business] if adv.sybil.supply_share > 0 else []
+    briber = [adv.bribery.business] if adv.bribery.share > 0 else []
     scalars = {
         "total_result": total, **figures, "efficiency": efficiency,
         "participation": plan.participation, "token_supply": supply,
         "bonded_tokens": plan.stake_tokens.sum(axis=1), "stake_gini": gini_rows(st.wealth, supply),
-        "turnover": _turnover(plan.selected, st.previous), "adversary_capture": capture,
-        "sybil_capture": replica_world.sybil_capture(st.cfg, plan),
+        "turnover": _turnover(plan.selected, st.previous),
+        "adversary_capture": replica_world.capture(plan, st.target),
+        "sybil_capture": replica_world.capture(plan, sybil),
         "entrant_capture": replica_world.entrant_capture(st, plan),
-        "bribe_capture": replica_economics.bribe_capture(st.cfg, plan),
+        "bribe_capture": replica_world.capture(plan, briber),
     }
     st.previous = plan.selected
     return scalars

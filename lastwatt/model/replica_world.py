@@ -5,6 +5,7 @@ their tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +30,14 @@ def commit_sybil(cfg: Config, wish: np.ndarray, abstain: np.ndarray) -> None:
         abstain[:, adversaries.sybil] = False
 
 
-def sybil_capture(cfg: Config, plan: ReplicaPlan) -> np.ndarray:
-    """``world.capture`` of the Sybil's business per row (NaN without a Sybil or a slot)."""
-    sybil, n_sel = cfg.adversaries.sybil, plan.n_selected
-    if not sybil.supply_share > 0:
+def capture(plan: ReplicaPlan, businesses: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``world.capture`` per row: the share of the selected slots held by ``businesses`` (an
+    adversary's; NaN without one, or in a row without a slot)."""
+    n_sel = plan.n_selected
+    if len(businesses) == 0:
         return np.full(len(n_sel), np.nan)
-    hits = plan.selected[:, sybil.business].astype(float)
+    held = np.isin(np.arange(plan.selected.shape[1]), businesses)
+    hits = (plan.selected & held).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(n_sel > 0, hits / n_sel, np.nan)
 
