@@ -104,11 +104,7 @@ def _pay(st: ReplicaState, net: np.ndarray,
     delta *= st.stake[at]
     g = np.maximum(delta, 0.0)
     lo = np.subtract(g, delta, out=delta)
-    st.wealth[at] += g
-    st.wealth[at] -= lo
-    st.rewards[at] += g
-    st.slashed[at] += lo
-    gain[at], loss[at] = st.block_sums(g), st.block_sums(lo)
+    gain[at], loss[at] = st.book_payments(at, g, lo)
     return gain, loss
 
 

@@ -84,10 +84,7 @@ class ReplicaSlots:
         deciding = ~abstain
         self.choice[at] = np.where(deciding[:, None, :], wish, self.choice[at])
         st.choice[at] = self.choice[at, 0]
-        st.has_choice[at] |= deciding
-        st.abstain[at], st.bonded[at], st.has_bonded[at] = abstain, deciding, True
-        st.participation[at] = np.count_nonzero(deciding, axis=1) / s
-        st.abstaining_per_policy[at] = st.block_sums(abstain)
+        st.book_decisions(at, deciding, abstain, deciding)
 
     def _wishes(self, st: ReplicaState, at: np.ndarray) -> np.ndarray:
         """``Decisions.decide`` with k slots: every staker's businesses (rows, k, S)."""
@@ -168,9 +165,5 @@ class ReplicaSlots:
         replica = np.arange(at.size)[:, None, None]
         gain = credit[at][replica, choice].sum(axis=1) * share
         loss = slash[at][replica, choice].sum(axis=1) * share
-        st.wealth[at] += gain
-        st.wealth[at] -= loss
-        st.rewards[at] += gain
-        st.slashed[at] += loss
-        gain_p[at], loss_p[at] = st.block_sums(gain), st.block_sums(loss)
+        gain_p[at], loss_p[at] = st.book_payments(at, gain, loss)
         return gain_p, loss_p

@@ -169,10 +169,25 @@ class ReplicaState:
         replica_world.commit(self, wish, abstain)  # the Sybil; closed businesses: sit out
         deciding, bonded = replica_economics.bond(self, at, wish, abstain)
         self.choice[at] = np.where(deciding, wish, self.choice[at])
+        self.book_decisions(at, deciding, abstain, bonded)
+
+    def book_decisions(self, at: Any, deciding: np.ndarray, abstain: np.ndarray,
+                       bonded: np.ndarray) -> None:
+        """Step 3's bookkeeping for rows ``at`` (k = 1 and the k-slot path alike)."""
         self.has_choice[at] |= deciding
         self.abstain[at], self.bonded[at], self.has_bonded[at] = abstain, bonded, True
-        self.participation[at] = np.count_nonzero(bonded, axis=1) / s
+        self.participation[at] = np.count_nonzero(bonded, axis=1) / self.wealth.shape[1]
         self.abstaining_per_policy[at] = self.block_sums(abstain)
+
+    def book_payments(self, at: Any, gain: np.ndarray,
+                      loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``Ledger.pay``'s bookkeeping for rows ``at``: per-staker gains and losses into
+        wealth, rewards and slashes (in the single run's order); per-policy sums."""
+        self.wealth[at] += gain
+        self.wealth[at] -= loss
+        self.rewards[at] += gain
+        self.slashed[at] += loss
+        return self.block_sums(gain), self.block_sums(loss)
 
     def _wishes(self, at: Any, soft_uniform: np.ndarray) -> np.ndarray:
         """``Decisions.decide`` with k = 1: every staker's business, (rows, S)."""
