@@ -25,16 +25,15 @@ def batched(cfg: Config) -> bool:
             and cfg.devices.noise_sd <= GAUSSIAN_SUM_SD)
 
 
-def device_quotas_rows(planned_wh: np.ndarray, business: np.ndarray,
-                       max_power_w: np.ndarray) -> np.ndarray:
-    """:func:`lastwatt.setpoints.device_quotas_wh` per replica (every device online, speed 1):
-    (R, N) planned -> (R, D) quotas; the business weights add in device order as there."""
-    r, n = planned_wh.shape
+def device_shares_rows(business: np.ndarray, max_power_w: np.ndarray, n: int) -> np.ndarray:
+    """:func:`lastwatt.setpoints.device_shares` per replica (every device online): each
+    device's share (R, D) of its business's energy; the weights add in device order as there.
+    Fixed for a batch (its devices never go offline), so computed once."""
+    r = max_power_w.shape[0]
     offsets = (np.arange(r) * n)[:, None]
     biz_w = np.bincount((business[None, :] + offsets).ravel(), weights=max_power_w.ravel(),
                         minlength=r * n).reshape(r, n)[:, business]
-    share = np.divide(max_power_w, biz_w, out=np.zeros_like(max_power_w), where=biz_w > 0)
-    return planned_wh[:, business] * share / 1.0
+    return np.divide(max_power_w, biz_w, out=np.zeros_like(max_power_w), where=biz_w > 0)
 
 
 def per_business_rows(device_wh: np.ndarray, business: np.ndarray, n: int) -> np.ndarray:

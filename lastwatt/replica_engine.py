@@ -27,7 +27,7 @@ from lastwatt.meters import REJECTS, MeterBook
 from lastwatt.model.replica_settle import ReplicaOutcome
 from lastwatt.model.replicas import ReplicaMarket, ReplicaPlan
 from lastwatt.model.split import split_energy
-from lastwatt.replica_devices import ReplicaDevices, device_quotas_rows, per_business_rows
+from lastwatt.replica_devices import ReplicaDevices, device_shares_rows, per_business_rows
 from lastwatt.replica_summary import SPLIT_ENERGY, SummaryColumns
 from lastwatt.result import RoundResult, RunMeta
 from lastwatt.rng import streams
@@ -127,6 +127,9 @@ class VectorBatch:
         self.devices = ReplicaDevices(
             cfg, devs.business, np.stack([s.devices.max_power_w for s in self.seeds]), load,
             [s.rng for s in self.seeds])
+        # quotas as device_quotas_wh at speed 1 (x / 1.0 is x): planned energy times the share
+        self.share = device_shares_rows(devs.business, self.devices.max_power_w,
+                                        self.market.n_businesses)
         self.columns = SummaryColumns(cfg.rounds, self.pools > 0, self.market.n_businesses)
         self.files = None if out_dir is None else _Files(self.seeds, self.market, out_dir)
 
@@ -135,8 +138,7 @@ class VectorBatch:
         for k in range(self.cfg.rounds):
             draw = None if self.draw_factor is None else self.draw_factor[k]
             plan = self.market.plan(k, self.pools[:, k], round_s, draw)
-            quota = device_quotas_rows(plan.planned_wh, self.business,
-                                       self.devices.max_power_w)
+            quota = plan.planned_wh[:, self.business] * self.share
             round_wh, on, power_w = self.devices.meter(k, quota)
             metered = per_business_rows(round_wh, self.business, self.market.n_businesses)
             out = self.market.settle(plan, metered)
